@@ -1,0 +1,22 @@
+# The two commands of the README: `make serve` and `make test`. Each sets up .venv first
+# (again only when the requirements change).
+VENV   := .venv
+PYTHON ?= python3
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
+export PORT ?= 8080
+
+.PHONY: serve test setup
+serve: $(STAMP)
+	$(VENV)/bin/gunicorn app:app --config gunicorn.conf.py --bind 0.0.0.0:$(PORT)
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	rm -f $(VENV)/.installed-*
+	touch $@

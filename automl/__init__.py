@@ -1,0 +1,25 @@
+"""AutoML for time-series classification: tsfresh features, a TPOT search, served over REST."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from . import api, config
+from .errors import register_error_handlers
+from .store import ModelStore
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    """The application factory: environment settings, then ``overrides`` (tests use these)."""
+    app = Flask(__name__)
+    app.config.from_mapping(config.from_environment())
+    app.config.from_mapping(overrides or {})
+    app.json.sort_keys = False  # keep reports in the order they were built
+    secret = app.config["SECRET_KEY"]
+    app.extensions["model_store"] = ModelStore(
+        app.config["MODEL_DIR"], secret=secret.encode() if isinstance(secret, str) else secret)
+    register_error_handlers(app)
+    app.register_blueprint(api.bp)
+    logging.basicConfig(level=logging.INFO)
+    return app

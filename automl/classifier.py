@@ -1,0 +1,92 @@
+"""The trained artifact: feature extraction plus the chosen model, as one estimator.
+
+It is fitted, saved and loaded as a unit and takes raw long-format series. ``fit`` runs in two
+halves (``fit_features`` then ``fit_model``) so that training can reuse the feature matrix
+for cross-validated metrics instead of extracting twice.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.validation import check_is_fitted
+
+from .features import TsfreshFeatures
+
+
+class TimeSeriesClassifier(ClassifierMixin, BaseEstimator):
+    """``X``: long-format series; ``y``: labels indexed by series id.
+
+    ``model`` is any scikit-learn classifier, or a search (TPOT) that leaves its best pipeline
+    in ``fitted_pipeline_``; only that pipeline is kept, never the search object.
+    """
+
+    def __init__(self, features: TsfreshFeatures | None = None, model=None, positive_class=None):
+        self.features = features
+        self.model = model
+        self.positive_class = positive_class
+
+    def fit(self, X: pd.DataFrame, y: pd.Series):
+        self.fit_model(*self.fit_features(X, y))
+        return self
+
+    def fit_features(self, X: pd.DataFrame, y: pd.Series) -> tuple[pd.DataFrame, np.ndarray]:
+        """Fit the label encoding and feature extraction; return the training feature matrix."""
+        self.label_encoder_ = LabelEncoder().fit(y.to_numpy())
+        self.classes_ = self.label_encoder_.classes_
+        encoded = pd.Series(self.label_encoder_.transform(y.to_numpy()), index=y.index)
+        self.features_ = clone(self.features if self.features is not None else TsfreshFeatures())
+        matrix = self.features_.fit_transform(X, encoded)
+        self.positive_class_ = self._positive_class()
+        return matrix, encoded.to_numpy()
+
+    def fit_model(self, matrix: pd.DataFrame, encoded_y: np.ndarray, client=None):
+        """Fit the model on the feature matrix; ``client`` is a Dask client for a search.
+
+        The client is a runtime resource, not a hyperparameter: it is handed to the clone
+        after cloning because a live client cannot be copied.
+        """
+        search = clone(self.model)
+        if client is not None and "client" in search.get_params(deep=False):
+            search.set_params(client=client)
+        search.fit(matrix, encoded_y)
+        self.search_ = search if hasattr(search, "fitted_pipeline_") else None
+        self.model_ = getattr(search, "fitted_pipeline_", search)
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> pd.DataFrame:
+        """One row per series id, one column per class (in ``classes_`` order)."""
+        check_is_fitted(self, "model_")
+        matrix = self.features_.transform(X)
+        return pd.DataFrame(self.model_.predict_proba(matrix), index=matrix.index,
+                            columns=self.classes_)
+
+    def predict(self, X: pd.DataFrame) -> pd.Series:
+        proba = self.predict_proba(X)
+        return pd.Series(self.classes_[proba.to_numpy().argmax(axis=1)], index=proba.index)
+
+    def scores(self, X: pd.DataFrame) -> dict:
+        """What the API returns: P(positive class) per id when binary, else every class."""
+        proba = self.predict_proba(X)
+        if len(self.classes_) == 2:
+            return {sid: float(p) for sid, p in proba[self.positive_class_].items()}
+        return {sid: {str(c): float(p) for c, p in row.items()}
+                for sid, row in proba.iterrows()}
+
+    def __getstate__(self):
+        # The search object holds a Dask client and does not pickle; its best pipeline is model_.
+        state = self.__dict__.copy()
+        state.pop("search_", None)
+        return state
+
+    def _positive_class(self):
+        if len(self.classes_) != 2:
+            return None
+        if self.positive_class is None:
+            return self.classes_[1]  # the larger label in sorted order, as 1 in 0/1
+        matches = [c for c in self.classes_ if str(c) == str(self.positive_class)]
+        if not matches:
+            raise ValueError(f"positive_class {self.positive_class!r} is not one of the labels "
+                             f"({', '.join(map(str, self.classes_))})")
+        return matches[0]

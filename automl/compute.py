@@ -1,0 +1,28 @@
+"""Where the model search runs: a Dask cluster, shared or started for one training."""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+
+def worker_count(n_jobs: int) -> int:
+    return (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
+
+
+@contextmanager
+def dask_client(n_jobs: int):
+    """A client of ``DASK_SCHEDULER_ADDRESS`` if set, else of a local cluster for this block.
+
+    The local cluster is ours rather than TPOT's so that its dashboard stays off (no port
+    to collide with between gunicorn workers) and so it is always shut down.
+    """
+    from dask.distributed import Client, LocalCluster
+
+    address = os.environ.get("DASK_SCHEDULER_ADDRESS")
+    if address:
+        with Client(address) as client:
+            yield client
+        return
+    with LocalCluster(n_workers=worker_count(n_jobs), threads_per_worker=1, processes=True,
+                      dashboard_address=None, silence_logs=50) as cluster, Client(cluster) as client:
+        yield client

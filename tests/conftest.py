@@ -1,0 +1,53 @@
+"""Fixtures: an app on a temporary model directory, its test client, the sample data."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from automl import create_app
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data"
+
+# Small and quick: tsfresh's minimal settings and one fixed model.
+FAST_PARAMS = b"""
+extract_features: {default_fc_parameters: minimal}
+model_training: {model: random_forest, model_args: {n_estimators: 50, random_state: 0}, cv: 3}
+"""
+
+
+@pytest.fixture
+def app(tmp_path):
+    return create_app({"TESTING": True, "MODEL_DIR": str(tmp_path / "models"),
+                       "SECRET_KEY": "test-secret", "MAX_CONTENT_LENGTH": 4 * 1024 * 1024})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def files(**named: bytes | str) -> dict:
+    """Multipart fields for the test client, each named like the file a user would send."""
+    return {name: (io.BytesIO(body.encode() if isinstance(body, str) else body), f"{name}.dat")
+            for name, body in named.items()}
+
+
+def post(client, route: str, **named):
+    return client.post(route, data=files(**named), content_type="multipart/form-data")
+
+
+@pytest.fixture(scope="session")
+def sample():
+    """data/ as bytes, as a user would upload them."""
+    return {name: (DATA / f"{name}.json").read_bytes()
+            for name in ("data_train", "label_train", "data_test", "label_test")}
+
+
+@pytest.fixture(scope="session")
+def test_labels() -> pd.Series:
+    labels = pd.read_json(DATA / "label_test.json")
+    return pd.Series(labels["label"].to_numpy(), index=labels["example_id"].astype(str))
