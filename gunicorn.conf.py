@@ -9,3 +9,6 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 # this timeout; it only catches a worker that has hung outright.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 accesslog = "-"
+# gunicorn 27 opens a control socket at one fixed path per user; several instances on one
+# machine (tests, a laptop running two ports) would fight over it, and nothing here uses it.
+control_socket_disable = True
