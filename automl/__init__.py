@@ -7,7 +7,8 @@ from flask import Flask
 
 from . import api, config
 from .errors import register_error_handlers
-from .store import ModelStore
+from .runner import JobRunner
+from .state import open_state
 
 
 def create_app(overrides: dict | None = None) -> Flask:
@@ -16,9 +17,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.config.from_mapping(config.from_environment())
     app.config.from_mapping(overrides or {})
     app.json.sort_keys = False  # keep reports in the order they were built
-    secret = app.config["SECRET_KEY"]
-    app.extensions["model_store"] = ModelStore(
-        app.config["MODEL_DIR"], secret=secret.encode() if isinstance(secret, str) else secret)
+    state = open_state(app.config)
+    app.extensions["state"] = state
+    if app.config["RUN_JOBS"]:
+        app.extensions["job_runner"] = JobRunner(state.jobs, state.models, app.config).start()
     register_error_handlers(app)
     app.register_blueprint(api.bp)
     logging.basicConfig(level=logging.INFO)

@@ -6,6 +6,8 @@ for cross-validated metrics instead of extracting twice.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
@@ -31,26 +33,30 @@ class TimeSeriesClassifier(ClassifierMixin, BaseEstimator):
         self.fit_model(*self.fit_features(X, y))
         return self
 
-    def fit_features(self, X: pd.DataFrame, y: pd.Series) -> tuple[pd.DataFrame, np.ndarray]:
+    def fit_features(self, X: pd.DataFrame, y: pd.Series, dask_address: str | None = None
+                     ) -> tuple[pd.DataFrame, np.ndarray]:
         """Fit the label encoding and feature extraction; return the training feature matrix."""
         self.label_encoder_ = LabelEncoder().fit(y.to_numpy())
         self.classes_ = self.label_encoder_.classes_
         encoded = pd.Series(self.label_encoder_.transform(y.to_numpy()), index=y.index)
         self.features_ = clone(self.features if self.features is not None else TsfreshFeatures())
-        matrix = self.features_.fit_transform(X, encoded)
+        matrix = self.features_.fit_transform(X, encoded, dask_address=dask_address)
         self.positive_class_ = self._positive_class()
         return matrix, encoded.to_numpy()
 
-    def fit_model(self, matrix: pd.DataFrame, encoded_y: np.ndarray, client=None):
+    def fit_model(self, matrix: pd.DataFrame, encoded_y: np.ndarray, client=None,
+                  watch=nullcontext):
         """Fit the model on the feature matrix; ``client`` is a Dask client for a search.
 
         The client is a runtime resource, not a hyperparameter: it is handed to the clone
-        after cloning because a live client cannot be copied.
+        after cloning because a live client cannot be copied. ``watch(estimator)`` is a
+        context manager around the fit, for following a long search.
         """
         search = clone(self.model)
         if client is not None and "client" in search.get_params(deep=False):
             search.set_params(client=client)
-        search.fit(matrix, encoded_y)
+        with watch(search):
+            search.fit(matrix, encoded_y)
         self.search_ = search if hasattr(search, "fitted_pipeline_") else None
         self.model_ = getattr(search, "fitted_pipeline_", search)
         return self

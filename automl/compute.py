@@ -10,15 +10,14 @@ def worker_count(n_jobs: int) -> int:
 
 
 @contextmanager
-def dask_client(n_jobs: int):
-    """A client of ``DASK_SCHEDULER_ADDRESS`` if set, else of a local cluster for this block.
+def dask_client(n_jobs: int, address: str | None = None):
+    """A client of the scheduler at ``address`` if given, else of a local cluster for this block.
 
     The local cluster is ours rather than TPOT's so that its dashboard stays off (no port
     to collide with between gunicorn workers) and so it is always shut down.
     """
     from dask.distributed import Client, LocalCluster
 
-    address = os.environ.get("DASK_SCHEDULER_ADDRESS")
     if address:
         with Client(address) as client:
             yield client

@@ -22,6 +22,16 @@ class ApiError(Exception):
         super().__init__(message)
         self.message = message
 
+    def as_dict(self) -> dict:
+        """The error as a job record keeps it, to be raised again by ``from_dict``."""
+        return {"error": self.code, "message": self.message, "status": self.status}
+
+    @classmethod
+    def from_dict(cls, stored: dict) -> "ApiError":
+        err = cls(stored["message"])
+        err.status, err.code = stored.get("status", 500), stored["error"]
+        return err
+
 
 class BadRequest(ApiError):
     status = 400
@@ -63,7 +73,7 @@ class StoreUnavailable(ApiError):
 # Messages for Werkzeug's own errors, phrased as what the client should do instead.
 _HTTP_HINTS = {
     404: "No such route. Routes: POST /train_model, POST /serve_prediction, GET /models, "
-    "GET /models/<pipeline_id>, GET /health.",
+    "GET /models/<pipeline_id>, GET /jobs, GET|DELETE /jobs/<job_id>, GET /health.",
     405: "This route does not accept that HTTP method; see the README for each route's method.",
     413: "The upload is larger than the server accepts (MAX_UPLOAD_MB). Send fewer series per "
     "request or ask the operator to raise the limit.",

@@ -12,6 +12,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from tsfresh import extract_features, select_features
 from tsfresh.feature_extraction import settings as fc_settings
+from tsfresh.utilities.distribution import ClusterDaskDistributor
 
 from .parsing import Columns
 
@@ -56,9 +57,15 @@ class TsfreshFeatures(TransformerMixin, BaseEstimator):
         self.fit_transform(X, y)
         return self
 
-    def fit_transform(self, X: pd.DataFrame, y: pd.Series, **_) -> pd.DataFrame:
-        """``y`` is indexed by series id; the returned rows follow ``y``'s order."""
-        features = self._extract(X, default_fc_parameters=resolve_fc_parameters(self.fc_parameters))
+    def fit_transform(self, X: pd.DataFrame, y: pd.Series, dask_address: str | None = None,
+                      **_) -> pd.DataFrame:
+        """``y`` is indexed by series id; the returned rows follow ``y``'s order.
+
+        With ``dask_address`` the full extraction runs on that Dask cluster; prediction, which
+        computes only the selected features, always runs in-process.
+        """
+        features = self._extract(X, dask_address,
+                                 default_fc_parameters=resolve_fc_parameters(self.fc_parameters))
         features = features.reindex(y.index)
         self._learn_imputation(features)
         features = self._impute(features)
@@ -69,12 +76,12 @@ class TsfreshFeatures(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "selected_features_")
-        features = self._extract(X, kind_to_fc_parameters=self.kind_to_fc_parameters_)
+        features = self._extract(X, None, kind_to_fc_parameters=self.kind_to_fc_parameters_)
         # A calculator can come back with fewer columns on odd inputs; the model needs them all.
         features = features.reindex(columns=self.selected_features_)
         return self._impute(features)
 
-    def _extract(self, X: pd.DataFrame, **settings) -> pd.DataFrame:
+    def _extract(self, X: pd.DataFrame, dask_address: str | None, **settings) -> pd.DataFrame:
         kind, value = self.column_kind, self.column_value
         if kind is None:
             # Name the channel after the value column, as tsfresh does, but explicitly so that
@@ -82,7 +89,8 @@ class TsfreshFeatures(TransformerMixin, BaseEstimator):
             X = X[[c for c in (self.column_id, self.column_sort, value) if c is not None]]
         features = extract_features(
             X, column_id=self.column_id, column_sort=self.column_sort, column_kind=kind,
-            column_value=value, n_jobs=self.n_jobs, disable_progressbar=True, **settings,
+            column_value=value, n_jobs=self.n_jobs, disable_progressbar=True,
+            distributor=ClusterDaskDistributor(dask_address) if dask_address else None, **settings,
         )
         features.index = features.index.astype(str)
         return features.astype(np.float64)

@@ -103,6 +103,7 @@ class TrainingParams:
     features: FeatureParams = field(default_factory=FeatureParams)
     selection: SelectionParams = field(default_factory=SelectionParams)
     model: ModelParams = field(default_factory=ModelParams)
+    run_async: bool = False  # `async: true`: answer 202 with a job at once
 
     def describe_features(self) -> dict:
         """The resolved feature-engineering parameters, echoed back as ``featureEngParams``."""
@@ -147,8 +148,9 @@ def parse_training_params(payload: bytes) -> TrainingParams:
             raise InvalidParameters("Use either 'tpot_classifier' or 'model_training', not both.")
         training = _Section({"model": "tpot", "model_args": legacy_tpot.values}, "model_training")
     model = _model_params(training)
+    run_async = doc.pop("async", False, _bool)
     doc.reject_rest()
-    return TrainingParams(pipeline_id, features, selection, model)
+    return TrainingParams(pipeline_id, features, selection, model, run_async)
 
 
 def parse_prediction_params(payload: bytes) -> PredictionParams:

@@ -1,15 +1,15 @@
-"""Trained pipelines: an in-process dict, written through to a directory.
+"""Trained pipelines: an in-process dict, read through from a shared backend.
 
-Layout of the directory, one pipeline id at a time:
+Per pipeline id the backend holds (see ``backends``: a local directory or Redis):
 
-    <id>.json                 metadata; names the artifact and carries its HMAC signature
-    <id>-<random>.pkl         the pickled TimeSeriesClassifier
+    models/<id>                 JSON record: metadata, the artifact's key and its HMAC signature
+    artifacts/<id>-<random>     the pickled TimeSeriesClassifier
 
-The artifact is written first and the metadata last, each to a temporary file renamed into
-place, so a reader (another gunicorn worker, or this one after a restart) sees either the old
-pipeline or the complete new one, never a mix. Pickles are loaded only after their signature
-checks out, so the directory is not a path to code execution for someone who can write to it
-without the server's secret.
+The artifact is written first and the record last, each atomically, so a reader (another
+gunicorn worker, another instance, or this one after a restart) sees either the old pipeline
+or the complete new one, never a mix; two writers of one id end with one of the two whole.
+Pickles are loaded only after their signature checks out, so write access to the backend
+without the server's secret is not a path to code execution.
 """
 from __future__ import annotations
 
@@ -17,12 +17,9 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import pickle
 import secrets
-import tempfile
 import threading
-from pathlib import Path
 
 from .errors import ApiError, PipelineNotFound
 from .params import PIPELINE_ID
@@ -36,11 +33,10 @@ class TamperedArtifact(ApiError):
 
 
 class ModelStore:
-    def __init__(self, directory: str | os.PathLike, secret: bytes | None = None):
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._secret = secret or self._local_secret()
-        self._cache: dict[str, tuple[str, object]] = {}  # id -> (artifact name, pipeline)
+    def __init__(self, backend, secret: bytes | None = None):
+        self.backend = backend
+        self._secret = secret or self._generated_secret()
+        self._cache: dict[str, tuple[str, object]] = {}  # id -> (artifact key, pipeline)
         self._lock = threading.Lock()
 
     # -- reading ---------------------------------------------------------------------------
@@ -50,23 +46,21 @@ class ModelStore:
 
     def list(self) -> dict[str, dict]:
         found = {}
-        for path in self.directory.glob("*.json"):
-            try:
-                found[path.stem] = json.loads(path.read_text())["metadata"]
-            except FileNotFoundError:  # replaced or deleted between glob and read
-                continue
+        for key in self.backend.keys("models"):
+            raw = self.backend.get(key)
+            if raw is not None:  # None: deleted between listing and reading
+                found[key.removeprefix("models/")] = json.loads(raw)["metadata"]
         return dict(sorted(found.items(), key=lambda item: _natural_key(item[0])))
 
     def get(self, pipeline_id: str):
-        """The pipeline, from the dict unless another process has replaced it since."""
-        for _ in range(3):  # the artifact can be swapped out between reading record and file
+        """The pipeline, from the dict unless it was replaced elsewhere since."""
+        for _ in range(3):  # the artifact can be swapped out between reading record and blob
             record = self._record(pipeline_id)
             cached = self._cache.get(pipeline_id)
             if cached and cached[0] == record["artifact"]:
                 return cached[1]
-            try:
-                payload = (self.directory / record["artifact"]).read_bytes()
-            except FileNotFoundError:
+            payload = self.backend.get(record["artifact"])
+            if payload is None:
                 continue
             if not hmac.compare_digest(self._sign(payload), record["signature"]):
                 log.error("pipeline %s: artifact %s fails its signature check; refusing to load",
@@ -75,29 +69,49 @@ class ModelStore:
                                        "carry this server's signature, so it was not loaded. "
                                        "Retrain it, or check AUTOML_SECRET_KEY matches the "
                                        "server that trained it.")
-            pipeline = pickle.loads(payload)  # signed by this server: not user bytes
+            pipeline = pickle.loads(payload)  # signed by this service: not user bytes
             with self._lock:
                 self._cache[pipeline_id] = (record["artifact"], pipeline)
             return pipeline
         raise self._not_found(pipeline_id)
 
+    def exists(self, pipeline_id: str) -> bool:
+        return self.backend.get(f"models/{pipeline_id}") is not None
+
     # -- writing ---------------------------------------------------------------------------
 
-    def save(self, pipeline, metadata: dict, pipeline_id: str | None = None) -> str:
-        """Store a complete pipeline; with no id, take the next free whole number."""
+    def save(self, pipeline, metadata: dict, pipeline_id: str | None = None,
+             replace_if=None) -> str | None:
+        """Store a complete pipeline; with no id, take the next free whole number.
+
+        ``replace_if(current_metadata)`` can veto replacing an existing pipeline (a provisional
+        model must not replace a finished one); then nothing is written and None returned.
+        """
         payload = pickle.dumps(pipeline, protocol=pickle.HIGHEST_PROTOCOL)
+        signature = self._sign(payload)
         while True:
             candidate = pipeline_id or self._next_free_id()
-            artifact = f"{candidate}-{secrets.token_hex(8)}.pkl"
-            self._write_atomically(self.directory / artifact, payload)
-            metadata = {**metadata, "modelId": _as_number(candidate)}
-            record = {"artifact": artifact, "signature": self._sign(payload), "metadata": metadata}
-            previous = self._artifact_of(candidate)
-            if self._publish(candidate, record, replace=pipeline_id is not None):
-                break
-            (self.directory / artifact).unlink(missing_ok=True)  # lost a race for a new id
+            artifact = f"artifacts/{candidate}-{secrets.token_hex(8)}"
+            self.backend.put(artifact, payload)
+            record = {"artifact": artifact, "signature": signature,
+                      "metadata": {**metadata, "modelId": _as_number(candidate)}}
+            encoded = json.dumps(record, default=str).encode()
+            if pipeline_id is None:
+                if self.backend.put_new(f"models/{candidate}", encoded):
+                    previous = None
+                    break
+                self.backend.delete(artifact)  # lost a race for a new id: take the next
+                continue
+            with self.backend.lock(f"model-{candidate}"):
+                current = self._current(candidate)
+                if current and replace_if and not replace_if(current["metadata"]):
+                    self.backend.delete(artifact)
+                    return None
+                self.backend.put(f"models/{candidate}", encoded)
+            previous = current["artifact"] if current else None
+            break
         if previous and previous != artifact:
-            (self.directory / previous).unlink(missing_ok=True)
+            self.backend.delete(previous)
         with self._lock:
             self._cache[candidate] = (artifact, pipeline)
         return candidate
@@ -105,64 +119,33 @@ class ModelStore:
     # -- internals -------------------------------------------------------------------------
 
     def _record(self, pipeline_id: str) -> dict:
-        if not PIPELINE_ID.match(pipeline_id):  # ids become file names
+        record = self._current(pipeline_id)
+        if record is None:
             raise self._not_found(pipeline_id)
-        try:
-            return json.loads((self.directory / f"{pipeline_id}.json").read_text())
-        except FileNotFoundError:
-            raise self._not_found(pipeline_id) from None
+        return record
 
-    def _artifact_of(self, pipeline_id: str) -> str | None:
-        try:
-            return self._record(pipeline_id)["artifact"]
-        except PipelineNotFound:
+    def _current(self, pipeline_id: str) -> dict | None:
+        if not PIPELINE_ID.match(pipeline_id):  # ids become keys and file names
             return None
-
-    def _publish(self, pipeline_id: str, record: dict, replace: bool) -> bool:
-        target = self.directory / f"{pipeline_id}.json"
-        tmp = self._write_atomically(None, json.dumps(record, default=str).encode())
-        try:
-            if replace:
-                os.replace(tmp, target)
-                return True
-            try:
-                os.link(tmp, target)  # fails if the id was taken meanwhile: no overwrite
-                return True
-            except FileExistsError:
-                return False
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-
-    def _write_atomically(self, target: Path | None, data: bytes) -> str:
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if target is not None:
-            os.replace(tmp, target)
-            return str(target)
-        return tmp
+        raw = self.backend.get(f"models/{pipeline_id}")
+        return json.loads(raw) if raw is not None else None
 
     def _next_free_id(self) -> str:
-        numbers = [int(p.stem) for p in self.directory.glob("*.json") if p.stem.isdigit()]
+        numbers = [int(key.removeprefix("models/")) for key in self.backend.keys("models")
+                   if key.removeprefix("models/").isdigit()]
         return str(max(numbers, default=0) + 1)
 
     def _sign(self, payload: bytes) -> str:
         return hmac.new(self._secret, payload, hashlib.sha256).hexdigest()
 
-    def _local_secret(self) -> bytes:
-        """Without AUTOML_SECRET_KEY, a key kept beside the models (created once, race-free)."""
-        path = self.directory / ".secret_key"
-        if not path.exists():
-            tmp = self._write_atomically(None, secrets.token_hex(32).encode())
-            try:
-                os.link(tmp, path)  # the first process to get here decides the key
-            except FileExistsError:
-                pass
-            finally:
-                Path(tmp).unlink(missing_ok=True)
-        return path.read_bytes()
+    def _generated_secret(self) -> bytes:
+        """Without AUTOML_SECRET_KEY, a key kept in the backend (created once, race-free).
+
+        Fine for the embedded directory store on one machine; a shared store must be given
+        its secret from the environment (see ``create_app``).
+        """
+        self.backend.put_new("secret_key", secrets.token_hex(32).encode())
+        return self.backend.get("secret_key")
 
     @staticmethod
     def _not_found(pipeline_id: str) -> PipelineNotFound:

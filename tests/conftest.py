@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 
 from automl import create_app
+from automl.backends import DirectoryBackend, RedisBackend
+from servers import redis_server
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
@@ -21,8 +23,11 @@ model_training: {model: random_forest, model_args: {n_estimators: 50, random_sta
 
 @pytest.fixture
 def app(tmp_path):
-    return create_app({"TESTING": True, "MODEL_DIR": str(tmp_path / "models"),
-                       "SECRET_KEY": "test-secret", "MAX_CONTENT_LENGTH": 4 * 1024 * 1024})
+    """The app with its job runner: trainings run in real worker processes, as in production."""
+    app = create_app({"TESTING": True, "MODEL_DIR": str(tmp_path / "models"),
+                      "SECRET_KEY": "test-secret", "MAX_CONTENT_LENGTH": 4 * 1024 * 1024})
+    yield app
+    app.extensions["job_runner"].stop()
 
 
 @pytest.fixture
@@ -51,3 +56,20 @@ def sample():
 def test_labels() -> pd.Series:
     labels = pd.read_json(DATA / "label_test.json")
     return pd.Series(labels["label"].to_numpy(), index=labels["example_id"].astype(str))
+
+
+@pytest.fixture(scope="session")
+def redis(tmp_path_factory):
+    """A real redis-server of the tests' own, on a free port."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture(params=["directory", "redis"])
+def backend(request, tmp_path):
+    """Each backend in turn, empty: store and job tests hold for both."""
+    if request.param == "directory":
+        return DirectoryBackend(tmp_path / "state")
+    server = request.getfixturevalue("redis")
+    server.flush()
+    return RedisBackend(server.url)

@@ -69,7 +69,7 @@ def test_tpot_search_reports_what_it_tried(client, sample):
 
 def test_prediction_extracts_only_the_selected_features(app, client, sample):
     train(client, sample, params=FAST_PARAMS.replace(b"minimal", b"efficient"))
-    classifier = app.extensions["model_store"].get("1")
+    classifier = app.extensions["state"].models.get("1")
     wanted = classifier.features_.kind_to_fc_parameters_
     report = client.get("/models/1").json
     assert report["featuresExtracted"] > len(report["selectedFeatures"])
