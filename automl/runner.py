@@ -19,12 +19,12 @@ import time
 
 from .jobs import CANCELLED, FAILED, SUCCEEDED, JobStore
 from .store import ModelStore
-from .worker import SETTINGS_VARIABLE
 
 log = logging.getLogger(__name__)
 
 # How far past its budget a job may run before it is stopped: the stated margin.
 HARD_MARGIN_FRACTION, HARD_MARGIN_MIN_S = 0.1, 15.0
+SETTINGS_VARIABLE = "AUTOML_WORKER_SETTINGS"  # how a worker receives the service's settings
 SETTINGS_FOR_WORKERS = ("MODEL_DIR", "REDIS_URL", "SECRET_KEY", "MAX_CONCURRENT_TRAININGS",
                         "DASK_SCHEDULER_ADDRESS")
 

@@ -15,13 +15,13 @@ import sys
 import time
 
 from .errors import ApiError
-from .jobs import RUNNING, SUCCEEDED, FAILED
+from .jobs import FAILED, RUNNING, SUCCEEDED
+from .runner import SETTINGS_VARIABLE
 from .state import open_state
 from .training import train
 from .uploads import parse_training_uploads
 
 log = logging.getLogger("automl.worker")
-SETTINGS_VARIABLE = "AUTOML_WORKER_SETTINGS"
 
 
 def main(job_id: str) -> int:
