@@ -16,7 +16,7 @@ extract_features: {default_fc_parameters: minimal}
 model_training:
   model: tpot
   cv: 3
-  model_args: {generations: 2, population_size: 4, max_time_mins: 0.5, random_state: 1, n_jobs: 1}
+  model_args: {generations: 2, population_size: 4, max_time_mins: 0.75, random_state: 1, n_jobs: 1}
 """
 
 
