@@ -5,12 +5,20 @@ PYTHON ?= python3
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 export PORT ?= 8080
 
-.PHONY: serve test setup
+.PHONY: serve test setup redis-server
 serve: $(STAMP)
 	$(VENV)/bin/gunicorn app:app --config gunicorn.conf.py --bind 0.0.0.0:$(PORT)
 
-test: $(STAMP)
+test: $(STAMP) redis-server
 	$(VENV)/bin/python -m pytest
+
+# The tests start their own redis-server processes on free ports: they need the program, not
+# a running server. Debian/Ubuntu: installed here if missing (as root, or with sudo).
+redis-server:
+	@command -v redis-server >/dev/null || { \
+	  echo "installing redis-server (apt-get)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server; }
 
 setup: $(STAMP)
 

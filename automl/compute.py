@@ -1,6 +1,7 @@
 """Where the model search runs: a Dask cluster, shared or started for one training."""
 from __future__ import annotations
 
+import logging
 import os
 from contextlib import contextmanager
 
@@ -14,7 +15,7 @@ def dask_client(n_jobs: int, address: str | None = None):
     """A client of the scheduler at ``address`` if given, else of a local cluster for this block.
 
     The local cluster is ours rather than TPOT's so that its dashboard stays off (no port
-    to collide with between gunicorn workers) and so it is always shut down.
+    to collide with between concurrent jobs) and so it is always shut down.
     """
     from dask.distributed import Client, LocalCluster
 
@@ -22,6 +23,9 @@ def dask_client(n_jobs: int, address: str | None = None):
         with Client(address) as client:
             yield client
         return
+    # dashboard_address=None turns the dashboard off, but the scheduler still opens an HTTP
+    # endpoint, on 8787 by default: a random loopback port instead, so jobs never collide.
     with LocalCluster(n_workers=worker_count(n_jobs), threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=50) as cluster, Client(cluster) as client:
+                      dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                      silence_logs=logging.WARNING) as cluster, Client(cluster) as client:
         yield client

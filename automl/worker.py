@@ -78,4 +78,5 @@ def _die_with_parent() -> None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # a cluster per job: too chatty
     sys.exit(main(sys.argv[1]))
