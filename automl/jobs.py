@@ -3,6 +3,7 @@
 Per job the backend holds keys written by exactly one party each, so no update is lost:
 
     jobs/<id>                 the record: state, timestamps, result or error (under the jobs lock)
+    jobs-active/<id>          present while the job is queued or running: what runners scan
     job-uploads/<id>-<name>   the uploaded files, until the job ends (written by the request)
     job-progress/<id>         stage, generation, pipelines evaluated... (the training process)
     job-heartbeats/<id>       last sign of life (the runner watching the training process)
@@ -60,6 +61,7 @@ class JobStore:
                   "budgetSeconds": budget_s, "createdAt": _now(), "startedAt": None,
                   "finishedAt": None, "result": None, "error": None, "cancelRequested": False}
         self.backend.put(f"jobs/{job_id}", _dump(record))
+        self.backend.put(f"jobs-active/{job_id}", b"")
         return self.get(job_id)
 
     def get(self, job_id: str) -> dict:
@@ -99,7 +101,7 @@ class JobStore:
     def claim(self, owner: str) -> dict | None:
         """The oldest queued job, now running under ``owner``, if the running limit allows."""
         with self.backend.lock("jobs"):
-            records = self.list()
+            records = self._active()
             if sum(r["state"] == RUNNING for r in records) >= self.max_running:
                 return None
             queued = [r for r in records if r["state"] == QUEUED]
@@ -143,7 +145,7 @@ class JobStore:
         """Fail running jobs whose runner stopped beating (killed, or its machine gone)."""
         failed = []
         now = time.time()
-        for record in self.list():
+        for record in self._active():
             if record["state"] != RUNNING:
                 continue
             beat = float(self.backend.get(f"job-heartbeats/{record['jobId']}") or 0)
@@ -163,13 +165,22 @@ class JobStore:
             raise JobNotFound(f"No job with id '{job_id}'. GET /jobs lists them.")
         return json.loads(raw)
 
+    def _active(self) -> list[dict]:
+        """Queued and running jobs, without reading the whole history."""
+        records = []
+        for key in self.backend.keys("jobs-active"):
+            raw = self.backend.get(f"jobs/{key.removeprefix('jobs-active/')}")
+            if raw is not None:
+                records.append(json.loads(raw))
+        return [r for r in records if r["state"] not in FINISHED]
+
     def _finish_locked(self, record: dict, state: str, result=None, error=None) -> None:
         job_id = record["jobId"]
         record.update(state=state, finishedAt=_now(), result=result, error=error)
         self.backend.put(f"jobs/{job_id}", _dump(record))
-        self.backend.delete(*(f"job-uploads/{job_id}-{name}{suffix}"
-                              for name in UPLOADS for suffix in ("", ".meta")),
-                            f"job-heartbeats/{job_id}")
+        uploads = [f"job-uploads/{job_id}-{name}{suffix}"
+                   for name in UPLOADS for suffix in ("", ".meta")]
+        self.backend.delete(f"jobs-active/{job_id}", f"job-heartbeats/{job_id}", *uploads)
 
 
 def _dump(value: dict) -> bytes:

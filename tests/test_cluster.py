@@ -1,0 +1,366 @@
+"""The service as a cluster of real processes: gunicorn instances sharing one Redis, training
+processes, a Dask scheduler and its workers. Nothing is mocked: processes are killed with
+SIGKILL, Redis is stopped, and what a user of the HTTP API then sees is checked.
+
+One Redis and two gunicorn instances (A and B, each with one worker) serve the whole module;
+every test starts from an empty Redis with both instances up and no training running.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from servers import GunicornServer, dask_cluster, group_members, pids_matching, redis_server
+
+pytestmark = pytest.mark.e2e
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+SECRET = "cluster-secret"
+FINISHED = ("succeeded", "failed", "cancelled")
+
+# A fixed model: a few seconds.
+FAST = (b"extract_features: {default_fc_parameters: minimal}\n"
+        b"model_training: {model: random_forest, model_args: {n_estimators: 50, random_state: 0},"
+        b" cv: 3}\n")
+# Another fixed model, to replace a pipeline with one that scores differently.
+OTHER = (b"extract_features: {default_fc_parameters: minimal}\n"
+         b"model_training: {model: extra_trees, model_args: {n_estimators: 50, random_state: 1},"
+         b" cv: 3}\n")
+# A tiny search: the job's whole budget is one minute, extraction included.
+TPOT = (b"extract_features: {default_fc_parameters: minimal}\n"
+        b"model_training: {model: tpot, cv: 3, model_args: {generations: 2, population_size: 4,"
+        b" max_time_mins: 1, random_state: 0, n_jobs: 2}}\n")
+
+
+# -- the processes -------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """This module's own redis-server (no persistence): tests stop and start it."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def pair(store, tmp_path_factory):
+    """Instances A and B on one Redis and one secret, each with a model directory of its own
+    (which must stay empty: everything goes through Redis)."""
+    root = tmp_path_factory.mktemp("instances")
+    servers = [GunicornServer(root / f"gunicorn-{name}.log", env={
+        "REDIS_URL": store.url, "AUTOML_SECRET_KEY": SECRET, "WEB_CONCURRENCY": "1",
+        "AUTOML_MODEL_DIR": str(root / f"models-{name}")}) for name in "AB"]
+    for server, name in zip(servers, "AB"):
+        server.name, server.model_dir = name, root / f"models-{name}"
+    try:
+        with ThreadPoolExecutor(2) as pool:  # booting imports tsfresh and sklearn: ~7 s each
+            list(pool.map(GunicornServer.start, servers))
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@pytest.fixture
+def instances(pair, store):
+    """A and B, both up, with an empty store and no training left from an earlier test."""
+    if store.process.poll() is not None:  # an earlier test failed with Redis stopped
+        store.start()
+    for server in pair:
+        if not server.running:  # an earlier test failed with it killed
+            server.start()
+    a = pair[0]
+    deadline = time.monotonic() + 60
+    while True:
+        unfinished = [j["jobId"] for j in get(a, "/jobs") if j["state"] not in FINISHED]
+        if not unfinished:
+            break
+        assert time.monotonic() < deadline, f"jobs still unfinished: {get(a, '/jobs')}"
+        for job_id in unfinished:
+            requests.delete(f"{a.url}/jobs/{job_id}", timeout=30)
+        time.sleep(0.5)
+    time.sleep(1.5)  # let each runner notice its jobs ended before their records go
+    store.flush()
+    yield pair
+
+
+@pytest.fixture(scope="module")
+def dask(tmp_path_factory):
+    """A Dask scheduler and two single-threaded workers, as separate processes."""
+    with dask_cluster(tmp_path_factory.mktemp("dask"), nworkers=2, nthreads=1) as cluster:
+        yield cluster
+
+
+# -- talking to the service ----------------------------------------------------------------
+
+def get(server, route: str, status: int = 200):
+    response = requests.get(f"{server.url}{route}", timeout=30)
+    assert response.status_code == status, (route, response.status_code, response.text)
+    return response.json()
+
+
+def post_training(server, params: bytes, prefer_async: bool = False) -> requests.Response:
+    files = {"raw_data": ("data_train.json", (DATA / "data_train.json").read_bytes()),
+             "labels": ("label_train.json", (DATA / "label_train.json").read_bytes()),
+             "params": ("params.yml", params)}
+    headers = {"Prefer": "respond-async"} if prefer_async else {}
+    return requests.post(f"{server.url}/train_model", files=files, headers=headers, timeout=300)
+
+
+def train(server, params: bytes) -> dict:
+    """A synchronous training: the report."""
+    response = post_training(server, params)
+    assert response.status_code == 200, (response.status_code, response.text, server.log_tail())
+    return response.json()
+
+
+def submit(server, params: bytes) -> str:
+    """An asynchronous training: the job id."""
+    response = post_training(server, params, prefer_async=True)
+    assert response.status_code == 202, (response.status_code, response.text)
+    job_id = response.json()["jobId"]
+    assert response.headers["Location"] == f"/jobs/{job_id}"
+    return job_id
+
+
+def predict(server, pipeline_id) -> requests.Response:
+    files = {"raw_data": ("data_test.json", (DATA / "data_test.json").read_bytes()),
+             "params": ("params.yml", f"pipeline_id: {pipeline_id}\n".encode())}
+    return requests.post(f"{server.url}/serve_prediction", files=files, timeout=60)
+
+
+def scores(server, pipeline_id) -> dict:
+    response = predict(server, pipeline_id)
+    assert response.status_code == 200, (response.status_code, response.text)
+    assert len(response.json()) == 150
+    return response.json()
+
+
+def wait_job(server, job_id: str, until, timeout_s: float) -> dict:
+    """Poll GET /jobs/<id> until ``until(job)``; the job as it then was."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job = get(server, f"/jobs/{job_id}")
+        if until(job):
+            return job
+        assert time.monotonic() < deadline, f"after {timeout_s} s the job is still {job}"
+        time.sleep(0.25)
+
+
+def progress(job: dict) -> dict:
+    return job.get("progress") or {}
+
+
+def searching(job: dict) -> bool:
+    """The search has its Dask cluster (TPOT's workers are up) — or the job is over."""
+    return job["state"] in FINISHED or "searchSeconds" in progress(job)
+
+
+def training_process(job_id: str, timeout_s: float = 10) -> int:
+    """The pid of ``python -m automl.worker <job_id>``: it leads its own process group."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        leaders = [pid for pid in pids_matching(f"automl.worker {job_id}") if _pgid(pid) == pid]
+        if leaders:
+            assert len(leaders) == 1, leaders
+            return leaders[0]
+        assert time.monotonic() < deadline, f"no training process for job {job_id}"
+        time.sleep(0.1)
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+def gone(pgid: int, job_id: str, timeout_s: float) -> list[int]:
+    """Wait for the training's processes (its group, its Dask workers included) to end;
+    those still alive after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = sorted(set(group_members(pgid)) | set(pids_matching(f"automl.worker {job_id}")))
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
+def owner_pid(job: dict) -> int:
+    return int(job["owner"].rsplit(":", 1)[1])
+
+
+# -- the tests -----------------------------------------------------------------------------
+
+def test_two_instances_serve_the_same_pipelines_and_jobs_through_redis(instances):
+    a, b = instances
+    report = train(a, FAST)
+    pipeline_id = str(report["modelId"])
+
+    listed = get(b, "/models")
+    assert list(listed) == [pipeline_id]
+    assert listed[pipeline_id]["createdAt"] == report["createdAt"]
+    assert listed[pipeline_id]["modelType"] == report["modelType"]
+    from_a = scores(a, pipeline_id)
+    assert scores(b, pipeline_id) == from_a
+
+    job = get(b, f"/jobs/{report['jobId']}")
+    assert job["state"] == "succeeded" and job["result"] == report
+    assert owner_pid(job) in a.pids() + b.pids()  # a runner of one of the instances ran it
+
+    # Replaced through B: A's in-process copy of the old pipeline must not be served any more.
+    replaced = train(b, OTHER + f"pipeline_id: {pipeline_id}\n".encode())
+    assert str(replaced["modelId"]) == pipeline_id and "ExtraTrees" in replaced["modelType"]
+    seen_by_a = get(a, f"/models/{pipeline_id}")
+    assert seen_by_a["jobId"] == replaced["jobId"] and seen_by_a["modelType"] == replaced["modelType"]
+    new_from_a = scores(a, pipeline_id)
+    assert new_from_a != from_a
+    assert new_from_a == scores(b, pipeline_id)
+
+    for server in (a, b):  # nothing went through either instance's disk
+        assert not server.model_dir.exists() or not any(server.model_dir.rglob("*")), \
+            sorted(server.model_dir.rglob("*"))
+
+
+def test_a_killed_training_process_fails_its_job_at_once_and_spares_stored_pipelines(instances):
+    a, b = instances
+    kept = train(a, FAST + b"pipeline_id: kept\n")
+    before = scores(a, "kept")
+
+    # A search retraining the same id, killed as soon as it runs.
+    job_id = submit(a, TPOT + b"pipeline_id: kept\n")
+    wait_job(a, job_id, lambda j: j["state"] != "queued", 60)
+    victim = training_process(job_id)
+    os.kill(victim, signal.SIGKILL)
+    killed_at = time.monotonic()
+
+    job = wait_job(b, job_id, lambda j: j["state"] != "running", 10)
+    assert job["state"] == "failed", job
+    assert (job["error"] or {}).get("error") == "worker_lost", job
+    assert job["error"].get("message")
+    print(f"failed {time.monotonic() - killed_at:.1f} s after the kill")
+    assert gone(victim, job_id, 5) == []
+
+    listed = get(b, "/models")
+    assert listed["kept"]["jobId"] == kept["jobId"] and listed["kept"]["provisional"] is False
+    assert scores(b, "kept") == before
+    assert scores(a, "kept") == before
+
+
+def test_a_killed_instance_s_job_is_failed_by_the_survivor_and_nothing_is_lost(instances):
+    a, b = instances
+    first = train(a, FAST)
+
+    job_id = submit(a, TPOT)
+    job = wait_job(a, job_id, searching, 90)
+    assert job["state"] == "running", job
+    owner = owner_pid(job)
+    victim, survivor = (a, b) if owner in a.pids() else (b, a)
+    assert owner in victim.pids(), (job["owner"], a.pids(), b.pids())
+    training = training_process(job_id)
+
+    victim.kill9()  # master and worker at once: no shutdown code runs
+    killed_at = time.monotonic()
+    job = wait_job(survivor, job_id, lambda j: j["state"] != "running", 45)
+    waited = time.monotonic() - killed_at
+    assert job["state"] == "failed" and job["error"]["error"] == "worker_lost", job
+    print(f"{victim.name} killed; {survivor.name} failed its job after {waited:.1f} s")
+    # The training died with its instance rather than running on as an orphan.
+    assert gone(training, job_id, 5) == []
+
+    victim.start()
+    models = get(survivor, "/models")
+    assert str(first["modelId"]) in models
+    assert get(victim, "/models") == models
+    jobs = {j["jobId"]: j["state"] for j in get(victim, "/jobs")}
+    assert jobs == {first["jobId"]: "succeeded", job_id: "failed"}
+    assert get(victim, "/jobs") == get(survivor, "/jobs")
+    for pipeline_id in models:
+        assert scores(victim, pipeline_id) == scores(survivor, pipeline_id)
+
+
+def test_cancelling_a_running_search_stops_it_with_all_its_processes(instances):
+    a, b = instances
+    job_id = submit(a, TPOT)
+    job = wait_job(a, job_id, searching, 90)
+    assert job["state"] == "running", job
+    training = training_process(job_id)
+    print(f"training group before the cancel: {group_members(training)}")
+
+    response = requests.delete(f"{b.url}/jobs/{job_id}", timeout=30)
+    assert response.status_code == 202, response.text
+    cancelled_at = time.monotonic()
+    job = wait_job(a, job_id, lambda j: j["state"] != "running", 15)
+    assert job["state"] == "cancelled", job
+    print(f"cancelled after {time.monotonic() - cancelled_at:.1f} s")
+    assert gone(training, job_id, 3) == []
+    assert requests.delete(f"{a.url}/jobs/{job_id}", timeout=30).status_code == 409
+
+
+def test_a_search_serves_its_baseline_while_it_runs_then_its_best_pipeline(instances):
+    a, b = instances
+    job_id = submit(a, TPOT)
+    job = wait_job(b, job_id, lambda j: j["state"] in FINISHED
+                   or progress(j).get("provisionalServed"), 90)
+    assert job["state"] == "running" and progress(job)["provisionalServed"] is True, job
+    pipeline_id = str(progress(job)["pipelineId"])
+
+    meta = get(b, f"/models/{pipeline_id}")
+    assert meta["provisional"] is True and meta["jobId"] == job_id, meta
+    assert len(scores(a, pipeline_id)) == 150
+    assert get(a, f"/jobs/{job_id}")["state"] == "running"  # it was served mid-search
+
+    job = wait_job(a, job_id, lambda j: j["state"] in FINISHED, 150)
+    assert job["state"] == "succeeded", job
+    assert str(job["result"]["modelId"]) == pipeline_id and job["result"]["provisional"] is False
+    assert get(b, f"/models/{pipeline_id}")["provisional"] is False
+    assert len(scores(b, pipeline_id)) == 150
+
+
+def test_without_redis_the_store_routes_answer_503_then_recover_on_their_own(instances, store):
+    a, b = instances
+    pipeline_id = train(a, FAST)["modelId"]
+    scores(a, pipeline_id)  # in A's in-process cache, yet the store decides
+
+    store.stop()
+    try:
+        for response in (requests.get(f"{a.url}/models", timeout=30), predict(a, pipeline_id)):
+            assert response.status_code == 503, (response.request.url, response.text)
+            body = response.json()
+            assert body["error"] == "store_unavailable" and body["message"], body
+    finally:
+        store.start()  # same port, empty: the test Redis keeps nothing
+
+    response = requests.get(f"{a.url}/models", timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.json() == {}
+    assert get(b, "/models") == {}
+    # Training and serving work again too, still without restarting gunicorn.
+    pipeline_id = train(b, FAST)["modelId"]
+    assert len(scores(a, pipeline_id)) == 150
+
+
+def test_a_search_runs_on_the_dask_cluster_it_is_pointed_at(dask, tmp_path):
+    def seen_by_scheduler():
+        return client.run_on_scheduler(lambda dask_scheduler: {
+            "transitions": dask_scheduler.transition_counter,
+            "prefixes": sorted(dask_scheduler.task_prefixes)})
+
+    from distributed import Client
+
+    server = GunicornServer(tmp_path / "gunicorn.log", env={
+        "AUTOML_MODEL_DIR": str(tmp_path / "models"), "AUTOML_SECRET_KEY": SECRET,
+        "WEB_CONCURRENCY": "1", "DASK_SCHEDULER_ADDRESS": dask.address})
+    with Client(dask.address, timeout=30) as client, server:
+        before = seen_by_scheduler()
+        report = train(server, TPOT)
+        after = seen_by_scheduler()
+    print(f"scheduler: {before} -> {after}")
+    assert report["search"]["pipelinesEvaluated"] >= 1, report["search"]
+    assert after["transitions"] > before["transitions"], (before, after, dask.log_tail())
+    assert set(after["prefixes"]) - set(before["prefixes"]), (before, after)
