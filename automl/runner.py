@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 
+from .errors import StoreUnavailable
 from .jobs import CANCELLED, FAILED, SUCCEEDED, JobStore
 from .store import ModelStore
 
@@ -64,10 +65,18 @@ class JobRunner:
     # -- the loop --------------------------------------------------------------------------
 
     def _loop(self) -> None:
+        store_down = False
         while not self._stop.is_set():
             try:
                 self._tick()
-            except Exception:  # e.g. Redis away for a moment: keep going, it comes back
+                if store_down:
+                    log.warning("job runner: the store is reachable again")
+                store_down = False
+            except StoreUnavailable as err:  # Redis away for a while: say so once, keep trying
+                if not store_down:
+                    log.warning("job runner: %s", err.message)
+                store_down = True
+            except Exception:
                 log.exception("job runner: this round failed; retrying")
             self._stop.wait(self.poll_s)
 
