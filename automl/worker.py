@@ -45,7 +45,7 @@ def main(job_id: str) -> int:
                                   replace_if=lambda current: current.get("provisional", False))
         if saved is not None:
             published.update(pipelineId=saved, provisional=True)
-        progress(stage="search")
+        progress(stage="baseline")  # again, now saying whether the baseline is being served
 
     try:
         params, raw, labels = parse_training_uploads(state.jobs.uploads(job_id))
