@@ -8,6 +8,7 @@ model store and the job queue to be written once:
     put_new(key, value)   create only; False if the key exists (ids are never handed out twice)
     delete(*keys)
     keys(prefix)          the keys directly under a prefix
+    increment(counter)    the next whole number of a counter shared by every process
     lock(name)            a lock held across processes (and, with Redis, machines)
 
 An unreachable Redis raises ``StoreUnavailable`` (503) from any of them.
@@ -65,6 +66,12 @@ class DirectoryBackend:
             return []
         return [f"{prefix}/{p.name}" for p in folder.iterdir()
                 if p.is_file() and not p.name.startswith(".")]
+
+    def increment(self, counter: str) -> int:
+        with self.lock(f"counter-{counter}"):
+            value = int(self.get(f"counters/{counter}") or 0) + 1
+            self.put(f"counters/{counter}", str(value).encode())
+            return value
 
     @contextmanager
     def lock(self, name: str):
@@ -154,6 +161,10 @@ class RedisBackend:
             if "/" not in key[len(prefix) + 1:]:  # directly under the prefix, as for a directory
                 found.append(key)
         return found
+
+    @_unavailable_on_connection_errors
+    def increment(self, counter: str) -> int:
+        return int(self.client.incr(self._key(f"counters/{counter}")))
 
     @contextmanager
     def lock(self, name: str):

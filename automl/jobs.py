@@ -51,8 +51,9 @@ class JobStore:
     # -- the request side ------------------------------------------------------------------
 
     def create(self, uploads: dict, pipeline_id: str | None, budget_s: float | None) -> dict:
-        # Time-ordered ids list in submission order; the random tail keeps them unguessable.
-        job_id = f"{time.time_ns() // 1_000_000:x}{secrets.token_hex(4)}"
+        # A shared counter orders jobs as submitted, whatever the clocks; the random tail keeps
+        # ids unguessable. Zero-padded, so sorting the ids sorts by submission.
+        job_id = f"{self.backend.increment('jobs'):010d}{secrets.token_hex(4)}"
         for name, upload in uploads.items():
             envelope = {"filename": upload.filename, "content_type": upload.content_type}
             self.backend.put(f"job-uploads/{job_id}-{name}.meta", json.dumps(envelope).encode())
@@ -60,8 +61,10 @@ class JobStore:
         record = {"jobId": job_id, "state": QUEUED, "pipelineId": pipeline_id,
                   "budgetSeconds": budget_s, "createdAt": _now(), "startedAt": None,
                   "finishedAt": None, "result": None, "error": None, "cancelRequested": False}
-        self.backend.put(f"jobs/{job_id}", _dump(record))
+        # The marker first: a crash in between leaves a marker without a job, which is skipped,
+        # rather than a queued job no runner would ever see.
         self.backend.put(f"jobs-active/{job_id}", b"")
+        self.backend.put(f"jobs/{job_id}", _dump(record))
         return self.get(job_id)
 
     def get(self, job_id: str) -> dict:
@@ -160,7 +163,8 @@ class JobStore:
     # -- internals -------------------------------------------------------------------------
 
     def _record(self, job_id: str) -> dict:
-        raw = self.backend.get(f"jobs/{job_id}") if job_id.isalnum() else None
+        valid = job_id.isascii() and job_id.isalnum() and len(job_id) <= 64
+        raw = self.backend.get(f"jobs/{job_id}") if valid else None
         if raw is None:
             raise JobNotFound(f"No job with id '{job_id}'. GET /jobs lists them.")
         return json.loads(raw)
