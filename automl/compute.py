@@ -21,6 +21,7 @@ def dask_client(n_jobs: int, address: str | None = None):
 
     if address:
         with Client(address) as client:
+            client.cluster = _RemoteCluster(client)
             yield client
         return
     # dashboard_address=None turns the dashboard off, but the scheduler still opens an HTTP
@@ -29,3 +30,22 @@ def dask_client(n_jobs: int, address: str | None = None):
                       dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                       silence_logs=logging.WARNING) as cluster, Client(cluster) as client:
         yield client
+
+
+class _RemoteCluster:
+    """What TPOT 1.1 reads from ``client.cluster``, for a client of a remote scheduler.
+
+    TPOT sizes its queue with ``len(client.cluster.workers)``, which only a client it made
+    itself (of a LocalCluster) has; a client given an address has ``cluster=None``.
+    """
+
+    def __init__(self, client):
+        self._client = client
+
+    @property
+    def workers(self) -> dict:
+        return self._client.scheduler_info(n_workers=-1)["workers"]
+
+    @property
+    def status(self):
+        return self._client.status

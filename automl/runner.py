@@ -18,7 +18,7 @@ import threading
 import time
 
 from .errors import StoreUnavailable
-from .jobs import CANCELLED, FAILED, SUCCEEDED, JobStore
+from .jobs import CANCELLED, FAILED, SUCCEEDED, JobNotFound, JobStore
 from .store import ModelStore
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,13 @@ class JobRunner:
                                 start_new_session=True)
 
     def _watch(self, job_id: str, process: subprocess.Popen) -> None:
-        job = self.jobs.get(job_id)
+        try:
+            job = self.jobs.get(job_id)
+        except JobNotFound:  # the store lost it (e.g. Redis restarted empty): nothing to keep
+            log.warning("job %s: its record is gone from the store; stopping it", job_id)
+            self._kill(process)
+            self._running.pop(job_id, None)
+            return
         exit_code = process.poll()
         if exit_code is not None:
             self._kill(process)  # what it left behind in its group (a Dask cluster, if killed)
@@ -135,8 +141,11 @@ class JobRunner:
 
     def _end(self, job_id, process, state, error=None, result=None) -> None:
         self._running.pop(job_id, None)
-        if self.jobs.finish(job_id, state, result=result, error=error):
-            log.info("job %s: %s", job_id, state)
+        try:
+            if self.jobs.finish(job_id, state, result=result, error=error):
+                log.info("job %s: %s", job_id, state)
+        except JobNotFound:
+            log.warning("job %s: its record is gone from the store", job_id)
 
     @staticmethod
     def _kill(process: subprocess.Popen) -> None:

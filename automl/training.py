@@ -116,7 +116,11 @@ def _fit_or_explain(classifier, matrix, y, **kwargs) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TPOT warns about every budget setting
             classifier.fit_model(matrix, y, **kwargs)
-    except Exception as err:  # TPOT raises bare Exceptions when no pipeline survives
+    except Exception as err:
+        # TPOT raises bare Exceptions when no pipeline survives, scikit-learn ValueErrors on
+        # data it cannot fit: the user's to fix. Anything else is ours, and stays a 500.
+        if type(err) is not Exception and not isinstance(err, ValueError):
+            raise
         raise TrainingFailed(f"No pipeline could be trained on these features ({err}). "
                              "Give the search more time or series, or pick a fixed model "
                              "in model_training.model.") from err

@@ -2,8 +2,9 @@
 processes, a Dask scheduler and its workers. Nothing is mocked: processes are killed with
 SIGKILL, Redis is stopped, and what a user of the HTTP API then sees is checked.
 
-One Redis and two gunicorn instances (A and B, each with one worker) serve the whole module;
-every test starts from an empty Redis with both instances up and no training running.
+One Redis and two gunicorn instances (A and B, each with one worker) serve most of the module;
+each such test starts from an empty Redis with both instances up and no training running. The
+tests that need an instance to themselves (a Redis of its own, a Dask scheduler) start their own.
 """
 from __future__ import annotations
 
@@ -100,7 +101,7 @@ def dask(tmp_path_factory):
 
 def get(server, route: str, status: int = 200):
     response = requests.get(f"{server.url}{route}", timeout=30)
-    assert response.status_code == status, (route, response.status_code, response.text)
+    assert response.status_code == status, f"GET {route}: {response.status_code} {response.text}"
     return response.json()
 
 
@@ -115,14 +116,15 @@ def post_training(server, params: bytes, prefer_async: bool = False) -> requests
 def train(server, params: bytes) -> dict:
     """A synchronous training: the report."""
     response = post_training(server, params)
-    assert response.status_code == 200, (response.status_code, response.text, server.log_tail())
+    assert response.status_code == 200, \
+        f"training answered {response.status_code} {response.text}\n{server.log_tail()}"
     return response.json()
 
 
 def submit(server, params: bytes) -> str:
     """An asynchronous training: the job id."""
     response = post_training(server, params, prefer_async=True)
-    assert response.status_code == 202, (response.status_code, response.text)
+    assert response.status_code == 202, f"training answered {response.status_code} {response.text}"
     job_id = response.json()["jobId"]
     assert response.headers["Location"] == f"/jobs/{job_id}"
     return job_id
@@ -136,7 +138,7 @@ def predict(server, pipeline_id) -> requests.Response:
 
 def scores(server, pipeline_id) -> dict:
     response = predict(server, pipeline_id)
-    assert response.status_code == 200, (response.status_code, response.text)
+    assert response.status_code == 200, f"prediction answered {response.status_code} {response.text}"
     assert len(response.json()) == 150
     return response.json()
 
@@ -345,6 +347,24 @@ def test_without_redis_the_store_routes_answer_503_then_recover_on_their_own(ins
     assert len(scores(a, pipeline_id)) == 150
 
 
+def test_an_instance_still_trains_after_redis_came_back_empty_during_a_training(tmp_path):
+    """Redis restarted without its data (no persistence, a failover) while a training ran: that
+    job is lost with the rest, but the instance must go on taking trainings."""
+    with redis_server(tmp_path) as lone_redis, GunicornServer(tmp_path / "gunicorn.log", env={
+            "REDIS_URL": lone_redis.url, "AUTOML_SECRET_KEY": SECRET, "WEB_CONCURRENCY": "1",
+            "AUTOML_MODEL_DIR": str(tmp_path / "models")}) as server:
+        lost = submit(server, FAST)
+        wait_job(server, lost, lambda j: j["state"] != "queued", 60)
+        lone_redis.stop()
+        lone_redis.start()
+        get(server, f"/jobs/{lost}", status=404)
+
+        job_id = submit(server, FAST)
+        job = wait_job(server, job_id, lambda j: j["state"] in FINISHED, 30)  # ~5 s when healthy
+        assert job["state"] == "succeeded", job
+        assert len(scores(server, job["result"]["modelId"])) == 150
+
+
 def test_a_search_runs_on_the_dask_cluster_it_is_pointed_at(dask, tmp_path):
     def seen_by_scheduler():
         return client.run_on_scheduler(lambda dask_scheduler: {
@@ -358,9 +378,13 @@ def test_a_search_runs_on_the_dask_cluster_it_is_pointed_at(dask, tmp_path):
         "WEB_CONCURRENCY": "1", "DASK_SCHEDULER_ADDRESS": dask.address})
     with Client(dask.address, timeout=30) as client, server:
         before = seen_by_scheduler()
+        train(server, FAST)  # a fixed model: only feature extraction goes to the cluster
+        extraction = seen_by_scheduler()
         report = train(server, TPOT)
-        after = seen_by_scheduler()
-    print(f"scheduler: {before} -> {after}")
+        search = seen_by_scheduler()
+    print(f"scheduler: {before} -> {extraction} -> {search}")
+    assert extraction["transitions"] > before["transitions"], (before, extraction)
     assert report["search"]["pipelinesEvaluated"] >= 1, report["search"]
-    assert after["transitions"] > before["transitions"], (before, after, dask.log_tail())
-    assert set(after["prefixes"]) - set(before["prefixes"]), (before, after)
+    assert search["transitions"] > extraction["transitions"], (extraction, search)
+    # Tasks of a kind feature extraction never submits: the search's evaluations.
+    assert set(search["prefixes"]) - set(extraction["prefixes"]), (extraction, search)

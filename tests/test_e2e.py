@@ -5,82 +5,26 @@ with the repository's own ``pipeline_parameters.yml`` and ``test_parameters.yml`
 """
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 from sklearn.metrics import roc_auc_score
 
+from servers import GunicornServer
+
 ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.e2e
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def procfile_web_command() -> str:
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.startswith("web:"):
-            return line.removeprefix("web:").strip()
-    raise AssertionError("Procfile has no web: line")
-
-
-class Server:
-    """One gunicorn started from the Procfile; ``restart`` keeps its model directory."""
-
-    def __init__(self, model_dir: Path, log: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "PORT": str(self.port), "AUTOML_MODEL_DIR": str(model_dir),
-                    "AUTOML_SECRET_KEY": "e2e-secret",
-                    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-        self.log = log
-        self.process = None
-
-    def start(self):
-        self.process = subprocess.Popen(procfile_web_command(), shell=True, cwd=ROOT, env=self.env,
-                                        stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log.read_text()[-3000:]
-            try:
-                if requests.get(f"{self.url}/health", timeout=1).ok:
-                    return
-            except (requests.ConnectionError, requests.Timeout):  # still booting
-                time.sleep(0.3)
-        raise AssertionError(f"gunicorn did not answer within 60 s:\n{self.log.read_text()[-3000:]}")
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-
-    def restart(self):
-        self.stop()
-        self.start()
-
-
 @pytest.fixture
 def server(tmp_path):
-    running = Server(tmp_path / "models", tmp_path / "gunicorn.log")
-    running.start()
-    yield running
-    running.stop()
+    """One gunicorn from the Procfile; ``restart`` keeps its model directory."""
+    running = GunicornServer(tmp_path / "gunicorn.log", env={
+        "AUTOML_MODEL_DIR": str(tmp_path / "models"), "AUTOML_SECRET_KEY": "e2e-secret"})
+    with running:
+        yield running
 
 
 def test_the_blog_posts_client_code_against_gunicorn(server, monkeypatch, test_labels):
