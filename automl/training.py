@@ -79,16 +79,21 @@ def train(raw: pd.DataFrame, labels: pd.Series, params: TrainingParams, *,
                                            scoring=scoring, error_score=np.nan))
     baseline_info = {"modelType": type(baseline.model_).__name__, "cvScore": baseline_score,
                      "scoring": scoring}
+    baseline_report = report(baseline, provisional=True, baseline=baseline_info)
     if publish_provisional:
-        publish_provisional(baseline, report(baseline, provisional=True, baseline=baseline_info))
+        publish_provisional(baseline, baseline_report)
+
+    def final_baseline(**extra):  # the baseline as the final model: measured once already
+        return baseline, {**baseline_report, "provisional": False, **extra,
+                          "trainTime": round(time.perf_counter() - started, 3)}
 
     budget_s = params.model.search.max_time_mins * 60
     reserve_s = max(RESERVE_MIN_S, RESERVE_FRACTION * budget_s)
     with dask_client(params.model.search.n_jobs, dask_address) as client:
         search_s = deadline - time.time() - reserve_s  # what is left once the cluster is up
         if search_s < MIN_SEARCH_S:
-            return baseline, report(baseline, baseline=baseline_info, searchSkipped=(
-                "feature extraction used the time budget; raise max_time_mins to search"))
+            return final_baseline(searchSkipped="feature extraction used the time budget; "
+                                                "raise max_time_mins to search")
         progress(stage="search", searchSeconds=round(search_s, 1))
         classifier.set_params(model=_search(params, cv, search_s))
         _fit_or_explain(classifier, matrix, y, client=client,
@@ -98,8 +103,7 @@ def train(raw: pd.DataFrame, labels: pd.Series, params: TrainingParams, *,
     progress(stage="finishing")
     best = summary["bestScore"]
     if best is None or (baseline_score is not None and best <= baseline_score):
-        return baseline, report(baseline, summary, baseline=baseline_info,
-                                keptBaseline="the search found nothing better")
+        return final_baseline(search=summary, keptBaseline="the search found nothing better")
     return classifier, report(classifier, summary, baseline=baseline_info)
 
 

@@ -6,19 +6,13 @@ import time
 import pytest
 
 from automl import create_app
-from conftest import FAST_PARAMS, post
+from conftest import FAST_PARAMS, files, post
 
 
 def submit(client, sample, params=FAST_PARAMS, headers=None):
     return client.post("/train_model", headers=headers or {}, content_type="multipart/form-data",
-                       data=_files(raw_data=sample["data_train"], labels=sample["label_train"],
-                                   params=params))
-
-
-def _files(**named):
-    import io
-    return {name: (io.BytesIO(body if isinstance(body, bytes) else body.encode()), f"{name}.dat")
-            for name, body in named.items()}
+                       data=files(raw_data=sample["data_train"], labels=sample["label_train"],
+                                  params=params))
 
 
 def wait_for(client, job_id, done=lambda job: job["state"] in ("succeeded", "failed", "cancelled"),

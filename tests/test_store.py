@@ -105,14 +105,20 @@ def _replace_many(backend, worker):
         store.save([worker] * 1000, {"worker": worker}, "shared")
 
 
-def test_processes_saving_at_once_never_share_an_id(backend):
+def in_three_processes(target, backend):
+    """Run ``target(backend, worker)`` in three processes at once, as three app instances."""
     ModelStore(backend)  # one generated secret for all
     ctx = multiprocessing.get_context("fork")
-    workers = [ctx.Process(target=_save_many, args=(backend, w)) for w in range(3)]
+    workers = [ctx.Process(target=target, args=(backend, w)) for w in range(3)]
     for p in workers:
         p.start()
     for p in workers:
         p.join(60)
+        assert p.exitcode == 0
+
+
+def test_processes_saving_at_once_never_share_an_id(backend):
+    in_three_processes(_save_many, backend)
     store = ModelStore(reopened(backend))
     assert len(store.list()) == 60
     assert sorted(store.get(pid) for pid in store.list()) == sorted(
@@ -120,13 +126,7 @@ def test_processes_saving_at_once_never_share_an_id(backend):
 
 
 def test_processes_replacing_one_id_leave_one_whole_pipeline(backend):
-    ModelStore(backend)
-    ctx = multiprocessing.get_context("fork")
-    workers = [ctx.Process(target=_replace_many, args=(backend, w)) for w in range(3)]
-    for p in workers:
-        p.start()
-    for p in workers:
-        p.join(60)
+    in_three_processes(_replace_many, backend)
     store = ModelStore(reopened(backend))
     winner = store.metadata("shared")["worker"]
     assert store.get("shared") == [winner] * 1000  # pipeline and metadata from the same writer
