@@ -16,14 +16,13 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from .errors import ApiError, NotFound
+from .uploads import TRAINING_FILES, Upload
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 FINISHED = (SUCCEEDED, FAILED, CANCELLED)
-UPLOADS = ("raw_data", "labels", "params")
 
 
 class JobNotFound(NotFound):
@@ -33,13 +32,6 @@ class JobNotFound(NotFound):
 class JobFinished(ApiError):
     status = 409
     code = "job_finished"
-
-
-@dataclass(frozen=True)
-class StoredUpload:
-    payload: bytes
-    filename: str | None
-    content_type: str | None
 
 
 class JobStore:
@@ -119,13 +111,13 @@ class JobStore:
             self.backend.put(f"jobs/{record['jobId']}", _dump(record))
             return record
 
-    def uploads(self, job_id: str) -> dict[str, StoredUpload]:
+    def uploads(self, job_id: str) -> dict[str, Upload]:
         found = {}
-        for name in UPLOADS:
+        for name in TRAINING_FILES:
             payload = self.backend.get(f"job-uploads/{job_id}-{name}")
             if payload is not None:
                 meta = json.loads(self.backend.get(f"job-uploads/{job_id}-{name}.meta") or b"{}")
-                found[name] = StoredUpload(payload, meta.get("filename"), meta.get("content_type"))
+                found[name] = Upload(payload, meta.get("filename"), meta.get("content_type"))
         return found
 
     def beat(self, job_id: str) -> None:
@@ -183,7 +175,7 @@ class JobStore:
         record.update(state=state, finishedAt=_now(), result=result, error=error)
         self.backend.put(f"jobs/{job_id}", _dump(record))
         uploads = [f"job-uploads/{job_id}-{name}{suffix}"
-                   for name in UPLOADS for suffix in ("", ".meta")]
+                   for name in TRAINING_FILES for suffix in ("", ".meta")]
         self.backend.delete(f"jobs-active/{job_id}", f"job-heartbeats/{job_id}", *uploads)
 
 
