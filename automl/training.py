@@ -89,11 +89,13 @@ def train(raw: pd.DataFrame, labels: pd.Series, params: TrainingParams, *,
 
     budget_s = params.model.search.max_time_mins * 60
     reserve_s = max(RESERVE_MIN_S, RESERVE_FRACTION * budget_s)
+    skipped = "feature extraction used the time budget; raise max_time_mins to search"
+    if deadline - time.time() - reserve_s < MIN_SEARCH_S:
+        return final_baseline(searchSkipped=skipped)  # not worth starting a cluster for
     with dask_client(params.model.search.n_jobs, dask_address) as client:
         search_s = deadline - time.time() - reserve_s  # what is left once the cluster is up
         if search_s < MIN_SEARCH_S:
-            return final_baseline(searchSkipped="feature extraction used the time budget; "
-                                                "raise max_time_mins to search")
+            return final_baseline(searchSkipped=skipped)
         progress(stage="search", searchSeconds=round(search_s, 1))
         classifier.set_params(model=_search(params, cv, search_s))
         _fit_or_explain(classifier, matrix, y, client=client,
