@@ -1,8 +1,8 @@
 """The trained artifact: feature extraction plus the chosen model, as one estimator.
 
-It is fitted, saved and loaded as a unit and takes raw long-format series. ``fit`` runs in two
-halves (``fit_features`` then ``fit_model``) so that training can reuse the feature matrix
-for cross-validated metrics instead of extracting twice.
+It is fitted, saved and loaded as a unit and takes raw long-format series. ``fit`` runs in
+halves (labels, features, model) so that training can extract each engine's features once
+and reuse them for every cross-validation fold and candidate model.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class TimeSeriesClassifier(ClassifierMixin, BaseEstimator):
     in ``fitted_pipeline_``; only that pipeline is kept, never the search object.
     """
 
-    def __init__(self, features: TsfreshFeatures | None = None, model=None, positive_class=None):
+    def __init__(self, features=None, model=None, positive_class=None):
         self.features = features
         self.model = model
         self.positive_class = positive_class
@@ -36,13 +36,17 @@ class TimeSeriesClassifier(ClassifierMixin, BaseEstimator):
     def fit_features(self, X: pd.DataFrame, y: pd.Series, dask_address: str | None = None
                      ) -> tuple[pd.DataFrame, np.ndarray]:
         """Fit the label encoding and feature extraction; return the training feature matrix."""
-        self.label_encoder_ = LabelEncoder().fit(y.to_numpy())
-        self.classes_ = self.label_encoder_.classes_
-        encoded = pd.Series(self.label_encoder_.transform(y.to_numpy()), index=y.index)
+        encoded = self.fit_labels(y)
         self.features_ = clone(self.features if self.features is not None else TsfreshFeatures())
         matrix = self.features_.fit_transform(X, encoded, dask_address=dask_address)
-        self.positive_class_ = self._positive_class()
         return matrix, encoded.to_numpy()
+
+    def fit_labels(self, y: pd.Series) -> pd.Series:
+        """Learn the classes; return the labels encoded as 0..n-1, still indexed by series id."""
+        self.label_encoder_ = LabelEncoder().fit(y.to_numpy())
+        self.classes_ = self.label_encoder_.classes_
+        self.positive_class_ = self._positive_class()
+        return pd.Series(self.label_encoder_.transform(y.to_numpy()), index=y.index)
 
     def fit_model(self, matrix: pd.DataFrame, encoded_y: np.ndarray, client=None,
                   watch=nullcontext):
@@ -56,16 +60,23 @@ class TimeSeriesClassifier(ClassifierMixin, BaseEstimator):
         if client is not None and "client" in search.get_params(deep=False):
             search.set_params(client=client)
         with watch(search):
-            search.fit(matrix, encoded_y)
+            search.fit(np.asarray(matrix), encoded_y)  # models see arrays, fitted or served
         self.search_ = search if hasattr(search, "fitted_pipeline_") else None
         self.model_ = getattr(search, "fitted_pipeline_", search)
+        return self
+
+    def use(self, features, model) -> TimeSeriesClassifier:
+        """Adopt an engine and a model fitted elsewhere (training fits them separately, to
+        share one extraction among candidates); the labels must have been fitted here."""
+        check_is_fitted(self, "classes_")
+        self.features_, self.model_, self.search_ = features, model, None
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> pd.DataFrame:
         """One row per series id, one column per class (in ``classes_`` order)."""
         check_is_fitted(self, "model_")
         matrix = self.features_.transform(X)
-        return pd.DataFrame(self.model_.predict_proba(matrix), index=matrix.index,
+        return pd.DataFrame(self.model_.predict_proba(matrix.to_numpy()), index=matrix.index,
                             columns=self.classes_)
 
     def predict(self, X: pd.DataFrame) -> pd.Series:

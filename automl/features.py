@@ -6,6 +6,8 @@ what makes prediction cheap.
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -127,3 +129,16 @@ class TsfreshFeatures(TransformerMixin, BaseEstimator):
         # one and let the model decide, rather than fail.
         kept = informative if informative.shape[1] else features
         return list(kept.columns), bool(self.select)
+
+    def restricted(self, columns: list[str]) -> TsfreshFeatures:
+        """A copy that computes only ``columns`` (chosen outside, e.g. by selection per fold)."""
+        check_is_fitted(self, "selected_features_")
+        narrowed = copy.copy(self)
+        narrowed.selected_features_ = list(columns)
+        narrowed.kind_to_fc_parameters_ = fc_settings.from_columns(narrowed.selected_features_)
+        return narrowed
+
+    def describe(self) -> dict:
+        check_is_fitted(self, "selected_features_")
+        return {"engine": "tsfresh", "featuresExtracted": self.n_features_extracted_,
+                "featuresUsed": len(self.selected_features_)}

@@ -18,7 +18,7 @@ from .parsing import Columns
 PIPELINE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 FC_SETTINGS = {
-    "minimal": "minimal", "minimalfcparameters": "minimal",
+    "minimal": "minimal", "minimalfcparameters": "minimal", "fast": "fast",
     "efficient": "efficient", "efficientfcparameters": "efficient",
     "comprehensive": "comprehensive", "comprehensivefcparameters": "comprehensive",
 }
@@ -44,7 +44,9 @@ SCORERS = {
     "balanced_accuracy": "balanced_accuracy", "f1_macro": "f1_macro",
     "neg_log_loss": "neg_log_loss", "log_loss": "neg_log_loss",
 }
-SEARCH_SPACES = ("linear", "linear-light", "graph", "graph-light")
+SEARCH_SPACES = ("auto", "linear", "linear-light", "graph", "graph-light")
+ENGINES = ("tsfresh", "minirocket", "multirocket")
+AUTO_ENGINE = "auto"
 
 
 def _model_aliases() -> dict[str, str]:
@@ -62,6 +64,8 @@ MODEL_ALIASES = _model_aliases()
 @dataclass(frozen=True)
 class FeatureParams:
     columns: Columns = field(default_factory=Columns)
+    # One engine, "auto" (training picks by cross-validation), or several joined side by side.
+    engine: str | tuple[str, ...] = "tsfresh"
     default_fc_parameters: str | dict = "efficient"  # a settings name, or {calculator: params or None}
     impute_function: str = "median"
     n_jobs: int = 0
@@ -82,7 +86,7 @@ class SearchParams:
     max_time_mins: float = 5.0
     max_eval_time_mins: float = 1.0
     scoring: str = "roc_auc_ovr"
-    search_space: str = "linear"
+    search_space: str = "auto"  # shaped for the engine's features (search_spaces.py)
     random_state: int | None = None
     n_jobs: int = -1
     verbosity: int = 0
@@ -172,13 +176,14 @@ def _feature_params(section: _Section) -> FeatureParams:
         kind=section.pop("column_kind", default.kind, _optional(_column_name)),
         label=section.pop("column_label", default.label, _column_name),
     )
+    engine = section.pop("engine", FeatureParams.engine, _engine)
     settings = section.pop("default_fc_parameters", FeatureParams.default_fc_parameters,
                            _fc_parameters)
     impute = section.pop("impute_function", FeatureParams.impute_function,
                          _choice(IMPUTATION, "median or zero"))
     n_jobs = section.pop("n_jobs", FeatureParams.n_jobs, _int(minimum=0))
     section.reject_rest()
-    return FeatureParams(columns, settings, impute, n_jobs)
+    return FeatureParams(columns, engine, settings, impute, n_jobs)
 
 
 def _selection_params(section: _Section) -> SelectionParams:
@@ -364,6 +369,20 @@ def _choice(table: dict[str, str], allowed: str):
     return check
 
 
+def _engine(value):
+    """One engine name, auto, or a list of engines to combine (one alone means just that one)."""
+    allowed = f"must be {AUTO_ENGINE}, one of {', '.join(ENGINES)}, or a list of them to combine"
+    names = value if isinstance(value, list) else [value]
+    if not names or not all(isinstance(n, str) for n in names):
+        raise _Wrong(allowed)
+    names = [n.strip().lower() for n in names]
+    if names == [AUTO_ENGINE]:
+        return AUTO_ENGINE
+    if not all(n in ENGINES for n in names) or len(set(names)) != len(names):
+        raise _Wrong(allowed + " (each once)")
+    return names[0] if len(names) == 1 else tuple(sorted(names, key=ENGINES.index))
+
+
 def _fc_parameters(value):
     """A settings name, a list of calculator names, or {calculator: None | [ {param: value} ]}."""
     from tsfresh.feature_extraction.settings import ComprehensiveFCParameters
@@ -372,11 +391,11 @@ def _fc_parameters(value):
         name = value.strip().lower().removesuffix("()").rsplit(".", 1)[-1]
         if name in FC_SETTINGS:
             return FC_SETTINGS[name]
-        raise _Wrong("must be minimal, efficient, comprehensive, or a list of tsfresh calculators")
+        raise _Wrong("must be minimal, fast, efficient, comprehensive, or a list of tsfresh calculators")
     if isinstance(value, list):
         value = {name: None for name in value}
     if not isinstance(value, dict) or not value:
-        raise _Wrong("must be minimal, efficient, comprehensive, or a list of tsfresh calculators")
+        raise _Wrong("must be minimal, fast, efficient, comprehensive, or a list of tsfresh calculators")
     known = ComprehensiveFCParameters()
     for name, params in value.items():
         if name not in known:

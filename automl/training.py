@@ -12,17 +12,22 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import partial
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.ensemble import ExtraTreesClassifier
-from sklearn.model_selection import StratifiedKFold, cross_val_score, cross_validate
+from sklearn.metrics import get_scorer
+from sklearn.model_selection import StratifiedKFold
 
+from . import engines, models
 from .classifier import TimeSeriesClassifier
 from .compute import dask_client
+from .engines import TSFRESH, CombinedFeatures, feature_kind
 from .errors import InvalidData, InvalidParameters, TrainingFailed
-from .features import TsfreshFeatures
-from .params import SEARCH_MODEL, TrainingParams, build_fixed_estimator
+from .params import AUTO_ENGINE, SEARCH_MODEL, TrainingParams, build_fixed_estimator
+from .search_spaces import search_space
+from .selection import RelevanceSelector
 
 
 # The search is given the budget minus this reserve, for TPOT's own overrun (measured ~6 s: it
@@ -41,9 +46,14 @@ def train(raw: pd.DataFrame, labels: pd.Series, params: TrainingParams, *,
           dask_address: str | None = None) -> tuple[TimeSeriesClassifier, dict]:
     """Return the fitted classifier and the report the API answers with (minus ``modelId``).
 
+    Each engine's features are extracted once; every candidate (engine x default model) is
+    cross-validated on them, with tsfresh's feature selection redone inside each fold so that
+    all candidates are scored honestly and alike. The best one is the baseline; a search (TPOT)
+    then tries to beat it on the best engine's features and is kept only if it does.
+
     ``deadline`` (a ``time.time()``) bounds a search; by default it is ``max_time_mins`` from
     now. ``progress(**fields)`` hears each stage; ``publish_provisional(classifier, report)``
-    receives the fast baseline fitted before a search, so it can be served meanwhile.
+    receives each better candidate found before the search, so it can be served meanwhile.
     """
     started = time.perf_counter()
     searching = params.model.model == SEARCH_MODEL
@@ -51,77 +61,107 @@ def train(raw: pd.DataFrame, labels: pd.Series, params: TrainingParams, *,
         deadline = time.time() + params.model.search.max_time_mins * 60
     raw, labels = matched_training_data(raw, labels, params)
     cv = _cv_splitter(labels, params)
-    progress(stage="features")
-    features = TsfreshFeatures(
-        column_id=params.features.columns.id, column_value=params.features.columns.value,
-        column_sort=params.features.columns.sort, column_kind=params.features.columns.kind,
-        fc_parameters=params.features.default_fc_parameters,
-        impute=params.features.impute_function, select=params.selection.enabled,
-        fdr_level=params.selection.fdr_level, n_jobs=params.features.n_jobs,
-    )
-    classifier = TimeSeriesClassifier(features, positive_class=params.model.positive_class)
-    matrix, y = classifier.fit_features(raw, labels, dask_address=dask_address)
+    classifier = TimeSeriesClassifier(positive_class=params.model.positive_class)
+    y = classifier.fit_labels(labels)
+    scoring = params.model.search.scoring if searching else "accuracy"
+    trial = _Trial(raw, y, cv, scoring, params, classifier, started, dask_address)
 
-    def report(fitted, search_summary=None, **extra):
-        return _report(fitted, matrix, y, cv, params, started, search_summary, **extra)
+    def model_for(kind):
+        if searching:
+            return models.baseline(kind, params.model.search.random_state or 0)
+        return build_fixed_estimator(params.model.model, params.model.estimator_args)
 
+    def consider(candidate: _Candidate) -> None:
+        if trial.best is not None and candidate.rank <= trial.best.rank:
+            return  # ties go to the earlier, cheaper candidate
+        trial.best = candidate
+        if searching and publish_provisional:
+            publish_provisional(*trial.finished(candidate, provisional=True))
+
+    for names in _candidate_engines(params, len(labels), trial, deadline, progress):
+        if trial.best is not None and deadline is not None and (
+                time.time() > deadline - _reserve(params)):
+            trial.skipped["+".join(names)] = "the time budget ran out"
+            continue
+        progress(stage="features", engine="+".join(names))
+        features, matrix = trial.extract(names)
+        progress(stage="baseline", engine="+".join(names))
+        consider(trial.evaluate(names, features, matrix, model_for(feature_kind(names))))
+
+    best = trial.best
     if not searching:
-        progress(stage="model")
-        classifier.set_params(model=build_fixed_estimator(params.model.model,
-                                                          params.model.estimator_args))
-        _fit_or_explain(classifier, matrix, y)
-        return classifier, report(classifier)
-
-    progress(stage="baseline")
-    baseline = _fit_baseline(classifier, matrix, y)
-    scoring = params.model.search.scoring
-    baseline_score = _mean(cross_val_score(clone(baseline.model_), matrix, y, cv=cv,
-                                           scoring=scoring, error_score=np.nan))
-    baseline_info = {"modelType": type(baseline.model_).__name__, "cvScore": baseline_score,
-                     "scoring": scoring}
-    baseline_report = report(baseline, provisional=True, baseline=baseline_info)
-    if publish_provisional:
-        publish_provisional(baseline, baseline_report)
-
-    def final_baseline(**extra):  # the baseline as the final model: measured once already
-        return baseline, {**baseline_report, "provisional": False, **extra,
-                          "trainTime": round(time.perf_counter() - started, 3)}
-
-    budget_s = params.model.search.max_time_mins * 60
-    reserve_s = max(RESERVE_MIN_S, RESERVE_FRACTION * budget_s)
-    skipped = "feature extraction used the time budget; raise max_time_mins to search"
-    if deadline - time.time() - reserve_s < MIN_SEARCH_S:
-        return final_baseline(searchSkipped=skipped)  # not worth starting a cluster for
+        return trial.finished(best)
+    if deadline - time.time() - _reserve(params) < MIN_SEARCH_S:
+        return trial.finished(best, searchSkipped=SEARCH_SKIPPED)  # not worth a cluster
     with dask_client(params.model.search.n_jobs, dask_address) as client:
-        search_s = deadline - time.time() - reserve_s  # what is left once the cluster is up
+        search_s = deadline - time.time() - _reserve(params)  # what is left once it is up
         if search_s < MIN_SEARCH_S:
-            return final_baseline(searchSkipped=skipped)
-        progress(stage="search", searchSeconds=round(search_s, 1))
-        classifier.set_params(model=_search(params, cv, search_s))
-        _fit_or_explain(classifier, matrix, y, client=client,
+            return trial.finished(best, searchSkipped=SEARCH_SKIPPED)
+        progress(stage="search", engine=best.engine, searchSeconds=round(search_s, 1))
+        matrix = best.selected_matrix()  # the columns selected on every series
+        space = search_space(params.model.search.search_space, best.kind,
+                             n_classes=len(classifier.classes_), n_samples=matrix.shape[0],
+                             n_features=matrix.shape[1],
+                             random_state=params.model.search.random_state)
+        searched = copy.copy(classifier)
+        searched.set_params(model=_search(params, cv, search_s, space))
+        _fit_or_explain(searched, matrix, y.to_numpy(), client=client,
                         watch=partial(_watch_search, progress=progress,
                                       generations=params.model.search.generations))
-        summary = _search_summary(classifier.search_)
+        summary = _search_summary(searched.search_)
     progress(stage="finishing")
-    best = summary["bestScore"]
-    if best is None or (baseline_score is not None and best <= baseline_score):
-        return final_baseline(search=summary, keptBaseline="the search found nothing better")
-    return classifier, report(classifier, summary, baseline=baseline_info)
+    if summary["bestScore"] is None:
+        return trial.finished(best, search=summary, keptBaseline="the search found no pipeline")
+    found = trial.evaluate_fitted(best, searched.model_)
+    if found.rank <= best.rank:
+        return trial.finished(best, search=summary,
+                              keptBaseline="the search found nothing better in cross-validation")
+    return trial.finished(found, search=summary, baseline=best.summary())
 
 
-def _fit_baseline(classifier: TimeSeriesClassifier, matrix, y) -> TimeSeriesClassifier:
-    """A fast, strong default on the same features: the floor the search must beat."""
-    baseline = copy.copy(classifier)  # shares the fitted features; gets its own model
-    baseline.set_params(model=ExtraTreesClassifier(n_estimators=300, random_state=0, n_jobs=1))
-    baseline.fit_model(matrix, y)
-    return baseline
+SEARCH_SKIPPED = "feature extraction used the time budget; raise max_time_mins to search"
+# In auto, tsfresh is skipped when a sample predicts its extraction would take more than this
+# share of the time left; MultiRocket when its ~50,000 float32 features per series would
+# exceed this many bytes.
+TSFRESH_TIME_SHARE = 0.5
+MULTIROCKET_MAX_BYTES = 1 << 30
 
+
+def _reserve(params: TrainingParams) -> float:
+    return max(RESERVE_MIN_S, RESERVE_FRACTION * params.model.search.max_time_mins * 60)
+
+
+def _candidate_engines(params: TrainingParams, n_series: int, trial, deadline, progress):
+    """The engine sets to try, cheapest first: kernels take seconds, tsfresh can take minutes."""
+    engine = params.features.engine
+    if isinstance(engine, tuple):
+        yield engine
+        return
+    if engine != AUTO_ENGINE:
+        yield (engine,)
+        return
+    yield ("minirocket",)
+    if n_series * 50_000 * 4 <= MULTIROCKET_MAX_BYTES:
+        yield ("multirocket",)
+    else:
+        trial.skipped["multirocket"] = f"{n_series} series would need over 1 GiB of features"
+    if deadline is not None:
+        progress(stage="features", engine="tsfresh", estimating=True)
+        estimate = trial.estimate_extraction_s(TSFRESH)
+        left = deadline - time.time()
+        if estimate > TSFRESH_TIME_SHARE * left:
+            trial.skipped[TSFRESH] = (f"extraction would take about {estimate:.0f} s of the "
+                                      f"{left:.0f} s left")
+            return
+    yield (TSFRESH,)
+    yield ("minirocket", TSFRESH)  # joined from the two extractions above: nothing re-extracted
 
 def _fit_or_explain(classifier, matrix, y, **kwargs) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TPOT warns about every budget setting
-            classifier.fit_model(matrix, y, **kwargs)
+            fit = getattr(classifier, "fit_model", None) or classifier.fit
+            fit(matrix, y, **kwargs)
     except Exception as err:
         # TPOT raises bare Exceptions when no pipeline survives, scikit-learn ValueErrors on
         # data it cannot fit: the user's to fix. Anything else is ours, and stays a 500.
@@ -132,24 +172,175 @@ def _fit_or_explain(classifier, matrix, y, **kwargs) -> None:
                              "in model_training.model.") from err
 
 
-def _report(classifier, matrix, y, cv, params, started, summary, **extra) -> dict:
-    return {
-        "trainTime": round(time.perf_counter() - started, 3),
-        "trainShape": list(matrix.shape),
-        **_cross_validated_metrics(classifier.model_, matrix, y, cv),
-        "modelType": " ".join(repr(classifier.model_).split()),
-        "featureEngParams": params.describe_features(),
-        "selectedFeatures": list(classifier.features_.selected_features_),
-        "featuresExtracted": classifier.features_.n_features_extracted_,
-        "featureSelectionFallback": classifier.features_.selection_fallback_,
-        "classes": [_plain(c) for c in classifier.classes_],
-        "positiveClass": _plain(classifier.positive_class_),
-        "cvFolds": cv.get_n_splits(),
-        "search": summary,
-        "provisional": False,
-        **extra,
-        "createdAt": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+@dataclass
+class _Candidate:
+    """One engine (or join of engines) with one fitted model, scored by cross-validation."""
+
+    engine: str
+    kind: str
+    features: object              # the fitted engine, narrowed to what the model reads
+    matrix: pd.DataFrame          # every feature the engine extracted, one row per series
+    columns: list                 # the columns of ``matrix`` the model reads
+    model: object                 # fitted on those columns
+    metrics: dict                 # CV means: score (the job's scoring), accuracy, roc_auc
+    selection_fallback: bool = False
+
+    @property
+    def rank(self) -> tuple:
+        return tuple(-np.inf if self.metrics[k] is None else self.metrics[k]
+                     for k in ("score", "accuracy"))
+
+    def selected_matrix(self) -> np.ndarray:
+        return self.matrix[self.columns].to_numpy()
+
+    def summary(self) -> dict:
+        return {"engine": self.engine, "modelType": _family(self.model),
+                "cvScore": self.metrics["score"], "cvAccuracy": self.metrics["accuracy"]}
+
+
+class _Trial:
+    """The candidates of one training run, sharing every extraction, one CV splitter, and
+    tsfresh's feature selection per fold."""
+
+    def __init__(self, raw, y, cv, scoring, params, classifier, started, dask_address):
+        self.raw, self.y, self.cv, self.scoring, self.params = raw, y, cv, scoring, params
+        self.classifier, self.started, self.dask_address = classifier, started, dask_address
+        self.folds = list(cv.split(np.zeros(len(y)), y.to_numpy()))
+        self.extracted: dict[str, tuple[object, pd.DataFrame, float]] = {}
+        self.tried: list[dict] = []
+        self.skipped: dict[str, str] = {}
+        self.best: _Candidate | None = None
+        self._selections: dict[bytes, RelevanceSelector] = {}
+
+    def extract(self, names: tuple[str, ...]):
+        """The fitted engine(s) and their full feature matrix; each engine is extracted once."""
+        for name in names:
+            if name not in self.extracted:
+                began = time.perf_counter()
+                engine = engines.build(name, self.params)
+                matrix = engine.fit_transform(self.raw, self.y, dask_address=self.dask_address)
+                self.extracted[name] = (engine, matrix, time.perf_counter() - began)
+        if len(names) == 1:
+            engine, matrix, _ = self.extracted[names[0]]
+            return engine, matrix
+        parts = [self.extracted[n] for n in names]
+        return (CombinedFeatures.from_fitted([p[0] for p in parts]),
+                pd.concat([p[1] for p in parts], axis=1))
+
+    def estimate_extraction_s(self, name: str, sample: int = 8) -> float:
+        """Seconds a full extraction would take, extrapolated from a few series."""
+        ids = self.y.index[:sample]
+        column_id = self.params.features.columns.id
+        began = time.perf_counter()
+        engines.build(name, self.params).fit_transform(
+            self.raw[self.raw[column_id].isin(ids)], self.y.loc[ids])
+        return (time.perf_counter() - began) * len(self.y) / len(ids)
+
+    def evaluate(self, names, features, matrix, model) -> _Candidate:
+        """Cross-validate ``model`` on the engine's features (tsfresh's selection redone in
+        each fold), then fit it on every series."""
+        selects = TSFRESH in names and self.params.selection.enabled
+        metrics = self._cross_validate(model, matrix, selects)
+        everything = np.arange(len(matrix))
+        columns = self._columns(matrix, everything, selects)
+        if selects:
+            features = _narrowed(features, columns)
+        fitted = clone(model)
+        _fit_or_explain(fitted, matrix[columns].to_numpy(), self.y.to_numpy())
+        fallback = selects and self._selection(everything).fallback_
+        candidate = _Candidate("+".join(names), feature_kind(names), features, matrix, columns,
+                               fitted, metrics, fallback)
+        self.tried.append({**candidate.summary(), "featuresExtracted": matrix.shape[1],
+                           "extractSeconds": round(sum(self.extracted[n][2] for n in names), 2)})
+        return candidate
+
+    def evaluate_fitted(self, best: _Candidate, model) -> _Candidate:
+        """Score a model fitted elsewhere (the search's best) exactly as the baseline was."""
+        selects = best.engine.count(TSFRESH) > 0 and self.params.selection.enabled
+        metrics = self._cross_validate(model, best.matrix, selects)
+        return _Candidate(best.engine, best.kind, best.features, best.matrix, best.columns,
+                          model, metrics, best.selection_fallback)
+
+    def finished(self, candidate: _Candidate, provisional: bool = False, **extra):
+        """The servable classifier for ``candidate`` and the report the API answers with."""
+        classifier = copy.copy(self.classifier).use(candidate.features, candidate.model)
+        described = candidate.features.describe()
+        parts = (candidate.features.parts_ if isinstance(candidate.features, CombinedFeatures)
+                 else [candidate.features])
+        report = {
+            "trainTime": round(time.perf_counter() - self.started, 3),
+            "trainShape": [candidate.matrix.shape[0], len(candidate.columns)],
+            "mean_cv_accuracy": candidate.metrics["accuracy"],
+            "mean_cv_roc_auc": candidate.metrics["roc_auc"],
+            "mean_cv_score": candidate.metrics["score"],
+            "scoring": self.scoring,
+            "modelType": " ".join(repr(candidate.model).split()),
+            "modelFamily": _family(candidate.model),
+            "engine": candidate.engine,
+            "features": described,
+            "featureEngParams": self.params.describe_features(),
+            "selectedFeatures": [c for p in parts for c in getattr(p, "selected_features_", [])],
+            "featuresExtracted": described["featuresExtracted"],
+            "featureSelectionFallback": bool(candidate.selection_fallback),
+            "classes": [_plain(c) for c in classifier.classes_],
+            "positiveClass": _plain(classifier.positive_class_),
+            "cvFolds": len(self.folds),
+            "candidates": list(self.tried),
+            "enginesSkipped": dict(self.skipped) or None,
+            "search": None,
+            "provisional": provisional,
+            **extra,
+            "createdAt": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        return classifier, report
+
+    def _cross_validate(self, model, matrix: pd.DataFrame, selects: bool) -> dict:
+        """Mean fold scores of ``model``, refitted per fold on that fold's selected columns."""
+        y = self.y.to_numpy()
+        scorers = {name: get_scorer(scoring) for name, scoring in (
+            ("score", self.scoring), ("accuracy", "accuracy"), ("roc_auc", "roc_auc_ovr"))}
+        scores = {name: [] for name in scorers}
+        for train, test in self.folds:
+            X = matrix[self._columns(matrix, train, selects)].to_numpy()
+            fold_model = clone(model)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    fold_model.fit(X[train], y[train])
+                    for name, scorer in scorers.items():
+                        scores[name].append(scorer(fold_model, X[test], y[test]))
+            except ValueError:  # a fold the model cannot fit or score counts as missing
+                for name in scorers:
+                    scores[name].append(np.nan)
+        return {name: _mean(values) for name, values in scores.items()}
+
+    def _columns(self, matrix: pd.DataFrame, rows: np.ndarray, selects: bool) -> list:
+        """The columns of ``matrix`` a model fitted on ``rows`` reads: tsfresh's relevant ones
+        (as judged on those rows only) and every kernel feature."""
+        if not selects:
+            return list(matrix.columns)
+        tsfresh_columns = set(self.extracted[TSFRESH][1].columns)
+        kept = set(self._selection(rows).selected_)
+        return [c for c in matrix.columns if c not in tsfresh_columns or c in kept]
+
+    def _selection(self, rows: np.ndarray) -> RelevanceSelector:
+        """tsfresh's relevance test on ``rows``, run once per fold for all candidates."""
+        key = rows.tobytes()
+        if key not in self._selections:
+            tsfresh_matrix = self.extracted[TSFRESH][1]
+            self._selections[key] = RelevanceSelector(self.params.selection.fdr_level).fit(
+                tsfresh_matrix.iloc[rows], self.y.to_numpy()[rows])
+        return self._selections[key]
+
+
+def _narrowed(features, columns: list[str]):
+    """The fitted engine computing only ``columns`` of its tsfresh part (kernels stay whole)."""
+    if isinstance(features, CombinedFeatures):
+        return CombinedFeatures.from_fitted([_narrowed(p, columns) for p in features.parts_])
+    if hasattr(features, "restricted"):
+        wanted = set(columns)
+        return features.restricted([c for c in features.selected_features_ if c in wanted])
+    return features
 
 
 @contextmanager
@@ -214,23 +405,16 @@ def _cv_splitter(labels: pd.Series, params: TrainingParams) -> StratifiedKFold:
                            random_state=params.model.search.random_state or 0)
 
 
-def _search(params: TrainingParams, cv: StratifiedKFold, seconds: float):
+def _search(params: TrainingParams, cv: StratifiedKFold, seconds: float, space):
     from tpot import TPOTClassifier
 
     search = params.model.search
     return TPOTClassifier(
-        search_space=search.search_space, scorers=[search.scoring], cv=cv,
+        search_space=space, scorers=[search.scoring], cv=cv,
         generations=search.generations, population_size=search.population_size,
         max_time_mins=seconds / 60, max_eval_time_mins=min(search.max_eval_time_mins, seconds / 60),
         random_state=search.random_state, verbose=search.verbosity,
     )
-
-
-def _cross_validated_metrics(model, matrix, y, cv) -> dict:
-    scores = cross_validate(clone(model), matrix, y, cv=cv, error_score=np.nan,
-                            scoring={"accuracy": "accuracy", "roc_auc": "roc_auc_ovr"})
-    return {"mean_cv_accuracy": _mean(scores["test_accuracy"]),
-            "mean_cv_roc_auc": _mean(scores["test_roc_auc"])}
 
 
 def _search_summary(search) -> dict:

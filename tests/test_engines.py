@@ -1,0 +1,94 @@
+"""Feature engines: kernels over any channels and lengths, joins, and the choice by CV."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from automl.engines import CombinedFeatures, build
+from automl.errors import InvalidData
+from automl.kernels import KernelFeatures
+from automl.params import parse_training_params
+from automl.training import train
+
+
+def _series(n: int, lengths=(40,), channels=("x",), seed=0):
+    """Long-format series whose class shows as a bump in the middle; lengths vary by series."""
+    rng = np.random.default_rng(seed)
+    rows, labels = [], {}
+    for sid in range(n):
+        label = sid % 2
+        length = lengths[sid % len(lengths)]
+        for channel in channels:
+            t = np.linspace(0, 1, length)
+            signal = label * np.exp(-((t - 0.5) ** 2) / 0.01) + 0.3 * rng.normal(size=length)
+            rows += [(f"s{sid}", channel, i, v) for i, v in enumerate(signal)]
+        labels[f"s{sid}"] = label
+    raw = pd.DataFrame(rows, columns=["example_id", "channel", "time", "measurement"])
+    return raw, pd.Series(labels)
+
+
+@pytest.mark.parametrize("kind", ["minirocket", "multirocket"])
+def test_kernel_features_take_several_channels_and_unequal_lengths(kind):
+    raw, y = _series(12, lengths=(30, 45, 8), channels=("a", "b"))
+    features = KernelFeatures(kind=kind, column_kind="channel", column_sort="time")
+    train_matrix = features.fit_transform(raw, y)
+    assert list(train_matrix.index) == list(y.index)
+    assert features.resampled_ and features.length_ == 45 and features.channels_ == ["a", "b"]
+    assert train_matrix.shape[1] == features.n_features_extracted_ > 1000
+    # Prediction: the same series give the same features, in any batch and row order.
+    shuffled = raw.sample(frac=1.0, random_state=0).sort_values(["example_id", "time"],
+                                                                  kind="stable")
+    again = features.transform(shuffled).loc[train_matrix.index]
+    np.testing.assert_allclose(again.to_numpy(), train_matrix.to_numpy(), rtol=1e-5)
+
+
+def test_prediction_data_must_have_the_trained_channels():
+    raw, y = _series(6, channels=("a", "b"))
+    features = KernelFeatures(column_kind="channel").fit(raw, y)
+    with pytest.raises(InvalidData, match="no values for channel 'b'"):
+        features.transform(raw[raw["channel"] == "a"])
+    with pytest.raises(InvalidData, match="not trained on"):
+        features.transform(raw.assign(channel=raw["channel"].replace("b", "c")))
+
+
+def test_combined_engines_join_columns_and_predict_with_both():
+    raw, y = _series(10)
+    params = parse_training_params(b"extract_features: {column_kind: channel, column_sort: time,"
+                                   b" default_fc_parameters: minimal}")
+    parts = [build("minirocket", params), build("tsfresh", params)]
+    combined = CombinedFeatures(parts=parts)
+    matrix = combined.fit_transform(raw, y)
+    assert matrix.shape[1] > 9996 and matrix.columns.is_unique
+    assert combined.describe()["engine"] == "minirocket+tsfresh"
+    pd.testing.assert_frame_equal(combined.transform(raw).loc[matrix.index], matrix,
+                                  check_exact=False, rtol=1e-5)
+
+
+def test_auto_picks_by_cross_validation_and_reports_every_candidate():
+    raw, y = _series(24, lengths=(40, 36))
+    params = parse_training_params(b"""
+extract_features: {engine: auto, column_kind: channel, column_sort: time,
+                   default_fc_parameters: minimal}
+model_training: {model: logistic_regression, cv: 3}
+""")
+    classifier, report = train(raw, y, params)
+    tried = {c["engine"]: c for c in report["candidates"]}
+    assert set(tried) == {"minirocket", "multirocket", "tsfresh", "minirocket+tsfresh"}
+    best = max(tried.values(), key=lambda c: (c["cvScore"], c["cvAccuracy"]))
+    assert report["mean_cv_accuracy"] == best["cvAccuracy"]
+    assert report["engine"] == report["features"]["engine"]
+    assert (classifier.predict(raw).loc[y.index].to_numpy() == y.to_numpy()).mean() > 0.9
+
+
+def test_tsfresh_is_scored_with_its_selection_redone_in_each_fold():
+    """Labels unrelated to the series: selection on all series would look good in CV."""
+    raw, _ = _series(30)
+    noise = pd.Series(np.random.default_rng(1).integers(0, 2, 30), index=[f"s{i}" for i in range(30)])
+    params = parse_training_params(b"""
+extract_features: {column_kind: channel, column_sort: time, default_fc_parameters: minimal}
+feature_selection: {fdr_level: 0.5}
+model_training: {model: extra_trees, cv: 5}
+""")
+    _, report = train(raw, noise, params)
+    assert report["mean_cv_accuracy"] < 0.8
