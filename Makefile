@@ -5,12 +5,16 @@ PYTHON ?= python3
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 export PORT ?= 8080
 
-.PHONY: serve test setup redis-server
+.PHONY: serve test setup bench redis-server
 serve: $(STAMP)
 	$(VENV)/bin/gunicorn app:app --config gunicorn.conf.py --bind 0.0.0.0:$(PORT)
 
 test: $(STAMP) redis-server
 	$(VENV)/bin/python -m pytest
+
+# Every benchmark, then docs/benchmarks.md (about an hour on 2 cores; not part of the tests).
+bench: $(STAMP)
+	$(VENV)/bin/python bench/run_all.py
 
 # The tests start their own redis-server processes on free ports: they need the program, not
 # a running server. Debian/Ubuntu: installed here if missing (as root, or with sudo).

@@ -46,6 +46,7 @@ SCORERS = {
 }
 SEARCH_SPACES = ("auto", "linear", "linear-light", "graph", "graph-light")
 ENGINES = ("tsfresh", "minirocket", "multirocket")
+COMBINED_ORDER = ("minirocket", "multirocket", "tsfresh")
 AUTO_ENGINE = "auto"
 
 
@@ -380,7 +381,8 @@ def _engine(value):
         return AUTO_ENGINE
     if not all(n in ENGINES for n in names) or len(set(names)) != len(names):
         raise _Wrong(allowed + " (each once)")
-    return names[0] if len(names) == 1 else tuple(sorted(names, key=ENGINES.index))
+    # Cheapest first, as auto joins them: minirocket+tsfresh whichever way it was written.
+    return names[0] if len(names) == 1 else tuple(sorted(names, key=COMBINED_ORDER.index))
 
 
 def _fc_parameters(value):

@@ -33,17 +33,19 @@ def _linear_models(random_state):
     from .models import RidgeClassifierProba
 
     seed = {} if random_state is None else {"random_state": random_state}
+    # Few iterations: on thousands of features a fully converged fit costs seconds per fold,
+    # and a search learns more from many rough candidates than from a few polished ones.
     ridge = EstimatorNode(RidgeClassifierProba, ConfigurationSpace({
         "alphas": Categorical("alphas", [0.1, 1.0, 10.0, 100.0, 1000.0]),
         "class_weight": Categorical("class_weight", [None, "balanced"]),
     }), hyperparameter_parser=_ridge_alphas)
     logistic = EstimatorNode(LogisticRegression, ConfigurationSpace({
-        "C": Float("C", (1e-4, 1e2), log=True), "max_iter": 2000,
+        "C": Float("C", (1e-4, 1e2), log=True), "max_iter": 300,
         "class_weight": Categorical("class_weight", [None, "balanced"]), **seed}))
     sgd = EstimatorNode(SGDClassifier, ConfigurationSpace({
         "loss": Categorical("loss", ["log_loss", "modified_huber"]),
         "alpha": Float("alpha", (1e-6, 1e-1), log=True),
-        "penalty": Categorical("penalty", ["l2", "elasticnet"]), "max_iter": 2000, **seed}))
+        "penalty": Categorical("penalty", ["l2", "elasticnet"]), "max_iter": 300, **seed}))
     return SequentialPipeline([EstimatorNode(StandardScaler, {}),
                                ChoicePipeline([ridge, logistic, sgd])])
 

@@ -3,8 +3,8 @@ in-process, the machine description, and one way to print and save a result.
 
 Each benchmark is ``bench/<name>.py``, run as ``.venv/bin/python bench/<name>.py [--smoke]
 [--out DIR]``. It prints a table, writes ``DIR/<name>.md`` (that table as Markdown, with a
-short note on what was measured) and ``DIR/<name>.png``. ``--smoke`` runs a tiny version
-that CI can afford; its figures mean nothing. ``bench/run_all.py`` runs them all and
+short note on what was measured) and ``DIR/<name>.png``. ``DIR/<name>.json`` holds the rows.
+``--smoke`` runs a tiny version that CI can afford; its figures mean nothing. ``bench/run_all.py`` runs them all and
 assembles ``docs/benchmarks.md``.
 """
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import os
 import platform
 import sys
@@ -199,6 +200,7 @@ def report(out: Path, name: str, title: str, rows: list[dict], note: str,
         figure.savefig(out / f"{name}.png", dpi=110, bbox_inches="tight")
         section.append(f"![{title}]({name}.png)\n")
     (out / f"{name}.md").write_text("\n".join(section))
+    (out / f"{name}.json").write_text(json.dumps(rows, indent=1, default=str))
 
 
 def _cell(value) -> str:

@@ -209,3 +209,46 @@ def test_upload_over_the_limit_is_413(client):
     big = b"0" * (5 * 1024 * 1024)
     assert_error(post(client, "/serve_prediction", raw_data=big, params="pipeline_id: 1"), 413,
                  "MAX_UPLOAD_MB")
+
+
+def _motions(n: int, seed: int, lengths=(60, 48, 75)) -> tuple[str, str]:
+    """Three-channel series of unequal lengths (CSV), the class showing in one channel's rhythm."""
+    rng = np.random.default_rng(seed)
+    rows, labels = ["example_id,channel,time,measurement"], ["example_id,label"]
+    for sid in range(n):
+        label = ["walk", "run"][sid % 2]
+        length = lengths[sid % len(lengths)]
+        t = np.arange(length)
+        for channel in ("ax", "ay", "az"):
+            period = 12 if (label == "run" and channel == "ay") else 24
+            values = np.sin(2 * np.pi * t / period + rng.uniform(0, 6)) + 0.3 * rng.normal(size=length)
+            rows += [f"m{seed}-{sid},{channel},{i},{v:.4f}" for i, v in zip(t, values)]
+        labels.append(f"m{seed}-{sid},{label}")
+    return "\n".join(rows), "\n".join(labels)
+
+
+@pytest.mark.parametrize("engine", ["minirocket", "[minirocket, tsfresh]"])
+def test_multichannel_series_of_unequal_length_train_and_serve(client, engine):
+    raw, labels = _motions(16, seed=0)
+    params = f"""
+extract_features: {{engine: {engine}, column_kind: channel, column_sort: time,
+                   default_fc_parameters: minimal}}
+model_training: {{model: logistic_regression, cv: 3}}
+"""
+    trained = post(client, "/train_model", raw_data=raw, labels=labels, params=params)
+    assert trained.status_code == 200, trained.json
+    assert trained.json["features"]["engine"] == engine.strip("[]").replace(", ", "+")
+    assert trained.json["classes"] == ["run", "walk"]
+
+    new_raw, new_labels = _motions(10, seed=1, lengths=(52, 90))  # lengths never trained on
+    predicted = post(client, "/serve_prediction", raw_data=new_raw,
+                     params=f"pipeline_id: {trained.json['modelId']}")
+    assert predicted.status_code == 200, predicted.json
+    truth = dict(line.split(",") for line in new_labels.splitlines()[1:])
+    hits = [(p >= 0.5) == (truth[sid] == "walk") for sid, p in predicted.json.items()]
+    assert set(predicted.json) == set(truth) and np.mean(hits) >= 0.8
+
+    missing_channel = "\n".join(line for line in new_raw.splitlines() if ",az," not in line)
+    refused = post(client, "/serve_prediction", raw_data=missing_channel,
+                   params=f"pipeline_id: {trained.json['modelId']}")
+    assert refused.status_code == 400 and "channel 'az'" in refused.json["message"]

@@ -92,3 +92,27 @@ model_training: {model: extra_trees, cv: 5}
 """)
     _, report = train(raw, noise, params)
     assert report["mean_cv_accuracy"] < 0.8
+
+
+def test_each_engine_extracts_once_per_job_whatever_the_candidates_and_folds(monkeypatch):
+    from automl.features import TsfreshFeatures
+
+    calls = []
+    for cls in (KernelFeatures, TsfreshFeatures):
+        original = cls.fit_transform
+
+        def counted(self, X, *args, _original=original, **kwargs):
+            calls.append((getattr(self, "kind", "tsfresh"), X["example_id"].nunique()))
+            return _original(self, X, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "fit_transform", counted)
+    raw, y = _series(20)
+    params = parse_training_params(b"""
+extract_features: {engine: auto, column_kind: channel, column_sort: time,
+                   default_fc_parameters: minimal}
+model_training: {model: extra_trees, cv: 4}
+""")
+    _, report = train(raw, y, params)
+    full = [kind for kind, n_series in calls if n_series == 20]
+    assert sorted(full) == ["minirocket", "multirocket", "tsfresh"]  # 4 candidates x 4 folds
+    assert len(report["candidates"]) == 4 and report["cvFolds"] == 4

@@ -16,6 +16,17 @@ def test_empty_file_means_every_default():
     assert params.features.columns.id == "example_id"
     assert params.selection.enabled and params.selection.fdr_level == 0.05
     assert params.model.model == "tpot" and params.model.cv == 5
+    assert params.features.engine == "tsfresh"  # the post's design stays the default
+    assert params.model.search.search_space == "auto"
+
+
+@pytest.mark.parametrize("value, engine", [
+    ("auto", "auto"), ("MiniRocket", "minirocket"), ("[multirocket]", "multirocket"),
+    ("[tsfresh, minirocket]", ("minirocket", "tsfresh")),
+])
+def test_engines_by_name_or_joined_in_a_list(value, engine):
+    params = parse_training_params(f"extract_features: {{engine: {value}}}".encode())
+    assert params.features.engine == engine
 
 
 def test_the_posts_parameter_file_is_accepted_verbatim():
@@ -82,6 +93,11 @@ def test_calculator_list_is_accepted():
     (b"feature_selection: {enabled: maybe}", "feature_selection.enabled"),
     (b"pipeline_id: ../../etc", "pipeline_id"),
     (b"extract_features: 3", "extract_features"),
+    (b"extract_features: {engine: rocket}", "extract_features.engine"),
+    (b"extract_features: {engine: [auto, tsfresh]}", "extract_features.engine"),
+    (b"extract_features: {engine: [tsfresh, tsfresh]}", "extract_features.engine"),
+    (b"extract_features: {engine: []}", "extract_features.engine"),
+    (b"model_training: {model_args: {search_space: everything}}", "search_space"),
 ])
 def test_bad_keys_are_named(document, named):
     with pytest.raises(InvalidParameters) as err:
