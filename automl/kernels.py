@@ -61,9 +61,10 @@ class KernelFeatures(TransformerMixin, BaseEstimator):
         self.resampled_ = len(set(lengths)) > 1 or lengths[0] < MIN_LENGTH
         self.transformer_ = _transformer(self.kind, self.n_kernels, self.random_state)
         self.transformer_.fit(self._panel(series, len(ids)))
-        features = self._features(ids, self.transformer_.transform(self._panel(series, len(ids))))
-        self.feature_names_ = list(features.columns)
-        self.n_features_extracted_ = features.shape[1]
+        matrix = self.transformer_.transform(self._panel(series, len(ids)))
+        self.feature_names_ = pd.Index([f"{self.kind}_{i}" for i in range(matrix.shape[1])])
+        self.n_features_extracted_ = len(self.feature_names_)
+        features = self._features(ids, matrix)
         return features.reindex(y.index) if y is not None else features
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -115,8 +116,8 @@ class KernelFeatures(TransformerMixin, BaseEstimator):
         return np.stack(resampled).reshape(n_ids, len(self.channels_), length)
 
     def _features(self, ids: pd.Index, matrix: np.ndarray) -> pd.DataFrame:
-        columns = [f"{self.kind}_{i}" for i in range(matrix.shape[1])]
-        return pd.DataFrame(np.asarray(matrix, dtype=np.float32), index=ids, columns=columns)
+        return pd.DataFrame(np.asarray(matrix, dtype=np.float32), index=ids,
+                            columns=self.feature_names_)
 
 
 def warm_up() -> None:

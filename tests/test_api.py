@@ -233,7 +233,7 @@ def test_multichannel_series_of_unequal_length_train_and_serve(client, engine):
     params = f"""
 extract_features: {{engine: {engine}, column_kind: channel, column_sort: time,
                    default_fc_parameters: minimal}}
-model_training: {{model: logistic_regression, cv: 3}}
+model_training: {{model: extra_trees, model_args: {{random_state: 0}}, cv: 3}}
 """
     trained = post(client, "/train_model", raw_data=raw, labels=labels, params=params)
     assert trained.status_code == 200, trained.json
