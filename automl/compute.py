@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from concurrent.futures import Future
 from contextlib import contextmanager
 
 
@@ -30,6 +32,35 @@ def dask_client(n_jobs: int, address: str | None = None):
                       dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                       silence_logs=logging.WARNING) as cluster, Client(cluster) as client:
         yield client
+
+
+@contextmanager
+def dask_client_starting(n_jobs: int, address: str | None = None):
+    """``dask_client`` started in a thread now; yields a function returning the client once up.
+
+    Starting a local cluster takes seconds (more on a busy machine): begun while the baseline
+    candidates are still being evaluated, that time is not taken from the search's budget. The
+    cluster is shut down when the block ends, whether or not the client was ever asked for.
+    """
+    started: Future = Future()
+    finished = threading.Event()
+
+    def run():
+        try:
+            with dask_client(n_jobs, address) as client:
+                started.set_result(client)
+                finished.wait()
+        except BaseException as err:  # noqa: BLE001 - handed to whoever asks for the client
+            if not started.done():
+                started.set_exception(err)
+
+    thread = threading.Thread(target=run, name="dask-cluster", daemon=True)
+    thread.start()
+    try:
+        yield started.result
+    finally:
+        finished.set()
+        thread.join()
 
 
 class _RemoteCluster:

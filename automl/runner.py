@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 from .errors import StoreUnavailable
 from .jobs import CANCELLED, FAILED, SUCCEEDED, JobNotFound, JobStore
@@ -92,7 +93,10 @@ class JobRunner:
             log.info("job %s: started (pid %s)", job["jobId"], self._running[job["jobId"]].pid)
 
     def _spawn(self, job_id: str) -> subprocess.Popen:
-        env = {**os.environ, SETTINGS_VARIABLE: json.dumps(self.settings)}
+        # The worker imports this package by name: make it findable from any working directory.
+        package_root = str(Path(__file__).resolve().parents[1])
+        path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
+        env = {**os.environ, SETTINGS_VARIABLE: json.dumps(self.settings), "PYTHONPATH": path}
         return subprocess.Popen([sys.executable, "-m", "automl.worker", job_id], env=env,
                                 start_new_session=True)
 

@@ -8,7 +8,7 @@ import copy
 import threading
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from functools import partial
 
@@ -22,7 +22,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from . import engines, models
 from .classifier import TimeSeriesClassifier
-from .compute import dask_client
+from .compute import dask_client_starting
 from .engines import TSFRESH, CombinedFeatures, feature_kind
 from .errors import InvalidData, InvalidParameters, TrainingFailed
 from .params import AUTO_ENGINE, SEARCH_MODEL, TrainingParams, build_fixed_estimator
@@ -30,11 +30,14 @@ from .search_spaces import search_space
 from .selection import RelevanceSelector
 
 
-# The search is given the budget minus this reserve, for TPOT's own overrun (measured ~6 s: it
-# stops only between evaluations, then refits its best) and for measuring the winner.
-RESERVE_FRACTION, RESERVE_MIN_S = 0.1, 10.0
+# The search is given the budget minus this reserve, for TPOT's own overrun (measured 6-14 s:
+# it lets running evaluations finish, refits its best, stops its cluster) and for re-scoring the
+# winner.
+RESERVE_FRACTION, RESERVE_MIN_S = 0.1, 15.0
 # Below this much time left after feature extraction, the search is skipped: the baseline stays.
 MIN_SEARCH_S = 10.0
+# The shortest time one pipeline's evaluation is allowed, however short the search.
+EVAL_MIN_S = 8.0
 
 
 def _ignore(**_):
@@ -68,7 +71,7 @@ def train(raw: pd.DataFrame, labels: pd.Series, params: TrainingParams, *,
 
     def model_for(kind):
         if searching:
-            return models.baseline(kind, params.model.search.random_state or 0)
+            return models.baseline(kind, len(labels), params.model.search.random_state or 0)
         return build_fixed_estimator(params.model.model, params.model.estimator_args)
 
     def consider(candidate: _Candidate) -> None:
@@ -78,23 +81,29 @@ def train(raw: pd.DataFrame, labels: pd.Series, params: TrainingParams, *,
         if searching and publish_provisional:
             publish_provisional(*trial.finished(candidate, provisional=True))
 
-    for names in _candidate_engines(params, len(labels), trial, deadline, progress):
-        if trial.best is not None and deadline is not None and (
-                time.time() > deadline - _reserve(params)):
-            trial.skipped["+".join(names)] = "the time budget ran out"
-            continue
-        progress(stage="features", engine="+".join(names))
-        features, matrix = trial.extract(names)
-        progress(stage="baseline", engine="+".join(names))
-        consider(trial.evaluate(names, features, matrix, model_for(feature_kind(names))))
+    with ExitStack() as cluster:
+        get_client = None
+        for names in _candidate_engines(params, len(labels), trial, deadline, progress):
+            if trial.best is not None and deadline is not None and (
+                    time.time() > deadline - _reserve(params)):
+                trial.skipped["+".join(names)] = "the time budget ran out"
+                continue
+            progress(stage="features", engine="+".join(names))
+            features, matrix = trial.extract(names)
+            progress(stage="baseline", engine="+".join(names))
+            consider(trial.evaluate(names, features, matrix, model_for(feature_kind(names))))
+            if searching and get_client is None and _search_seconds(deadline, params) >= MIN_SEARCH_S:
+                # A first model is served: start the search's cluster while the rest is tried.
+                get_client = cluster.enter_context(
+                    dask_client_starting(params.model.search.n_jobs, dask_address))
 
-    best = trial.best
-    if not searching:
-        return trial.finished(best)
-    if deadline - time.time() - _reserve(params) < MIN_SEARCH_S:
-        return trial.finished(best, searchSkipped=SEARCH_SKIPPED)  # not worth a cluster
-    with dask_client(params.model.search.n_jobs, dask_address) as client:
-        search_s = deadline - time.time() - _reserve(params)  # what is left once it is up
+        best = trial.best
+        if not searching:
+            return trial.finished(best)
+        if get_client is None or _search_seconds(deadline, params) < MIN_SEARCH_S:
+            return trial.finished(best, searchSkipped=SEARCH_SKIPPED)
+        client = get_client()  # waits if the cluster is still starting
+        search_s = _search_seconds(deadline, params)
         if search_s < MIN_SEARCH_S:
             return trial.finished(best, searchSkipped=SEARCH_SKIPPED)
         progress(stage="search", engine=best.engine, searchSeconds=round(search_s, 1))
@@ -134,6 +143,11 @@ MULTIROCKET_MAX_BYTES = 1 << 30
 
 def _reserve(params: TrainingParams) -> float:
     return max(RESERVE_MIN_S, RESERVE_FRACTION * params.model.search.max_time_mins * 60)
+
+
+def _search_seconds(deadline: float, params: TrainingParams) -> float:
+    """What a search started now could be given."""
+    return deadline - time.time() - _reserve(params)
 
 
 def _candidate_engines(params: TrainingParams, n_series: int, trial, deadline, progress):
@@ -422,7 +436,10 @@ def _search(params: TrainingParams, cv: StratifiedKFold, seconds: float, space):
     return TPOTClassifier(
         search_space=space, scorers=[search.scoring], cv=cv,
         generations=search.generations, population_size=search.population_size,
-        max_time_mins=seconds / 60, max_eval_time_mins=min(search.max_eval_time_mins, seconds / 60),
+        max_time_mins=seconds / 60,
+        # TPOT lets running evaluations finish after its time is up: keep each one short
+        # relative to the search, so that overrun stays within the reserve.
+        max_eval_time_mins=min(search.max_eval_time_mins, max(EVAL_MIN_S, seconds / 10) / 60),
         random_state=search.random_state, verbose=search.verbosity,
     )
 
