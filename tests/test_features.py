@@ -74,3 +74,152 @@ def test_a_bare_calculator_name_gets_tsfreshs_usual_parameters():
     assert resolved["mean"] is None
     assert len(resolved["autocorrelation"]) > 1
     assert "mean" in resolve_fc_parameters("minimal")
+
+
+# ---------------------------------------------------------------------------------------------
+# Speed: the "fast" settings, the faster change_quantiles, worker processes
+
+
+def test_fast_settings_are_efficient_minus_the_costly_calculators():
+    from automl.features import FAST_DROPPED, SETTINGS
+
+    assert "fast" in SETTINGS
+    efficient, fast = resolve_fc_parameters("efficient"), resolve_fc_parameters("fast")
+    assert set(FAST_DROPPED) <= set(efficient)
+    assert set(fast) == set(efficient) - set(FAST_DROPPED)
+    assert all(fast[name] == efficient[name] for name in fast)
+    # What the parameter file's "fast" resolves to.
+    from automl.params import parse_training_params
+
+    params = parse_training_params(b"extract_features: {default_fc_parameters: fast}")
+    assert resolve_fc_parameters(params.features.default_fc_parameters) == fast
+
+
+ODD_SERIES = {
+    "one point": [1.5], "two points": [1.0, 2.0], "constant": [3.0] * 12,
+    "ties": [1, 1, 1, 2, 2, 3, 3, 3, 3, 0], "two values": [0, 1] * 9 + [1],
+    "integers": list(np.random.default_rng(1).integers(0, 4, 40)),
+    "rounded": list(np.round(np.random.default_rng(2).normal(size=60), 1)),
+    "normal": list(np.random.default_rng(3).normal(size=150)),
+    "with NaN": [np.nan, 1.0, 5.0, 2.0, np.nan, 4.0, 3.0],
+    "negative zero": [-0.0, 0.0, 1e-300, -1e-300, 7.0],
+}
+
+
+@pytest.mark.parametrize("name", list(ODD_SERIES))
+def test_change_quantiles_gives_tsfreshs_values(name):
+    from tsfresh.feature_extraction import feature_calculators
+    from tsfresh.feature_extraction.settings import ComprehensiveFCParameters
+    from tsfresh.utilities.string_manipulation import convert_to_output_format
+
+    from automl.features import change_quantiles
+
+    x = np.asarray(ODD_SERIES[name], dtype=np.float64)
+    params = ComprehensiveFCParameters()["change_quantiles"] + [
+        {"ql": 0.6, "qh": 0.2, "isabs": True, "f_agg": "mean"},   # empty corridor
+        {"ql": 0.1, "qh": 0.9, "isabs": False, "f_agg": "median"},
+        {"ql": 0.0, "qh": 0.5, "isabs": True, "f_agg": "std"}]
+    expected = [(convert_to_output_format(p), feature_calculators.change_quantiles(x, **p))
+                for p in params]
+    got = change_quantiles(x, params)
+    assert [k for k, _ in got] == [k for k, _ in expected]
+    np.testing.assert_array_equal([v for _, v in got], [v for _, v in expected])
+
+
+def _channels_frame(n_series=8, length=30, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = [(sid, kind, t, float(np.round(rng.normal(), 2)))
+            for sid in range(n_series) for kind in ("x", "y") for t in range(length + sid % 3)]
+    raw = pd.DataFrame(rows, columns=["id", "kind", "time", "value"]).sample(frac=1, random_state=0)
+    y = pd.Series([0, 1] * (n_series // 2), index=[str(i) for i in range(n_series)])
+    return raw, y
+
+
+def test_extraction_gives_tsfreshs_values_in_process_and_with_processes():
+    from tsfresh import extract_features
+
+    raw, y = _channels_frame()
+    settings = {"change_quantiles": None, "agg_linear_trend": None, "mean": None,
+                "fft_coefficient": None, "quantile": None}
+    made = {n_jobs: TsfreshFeatures(column_id="id", column_value="value", column_sort="time",
+                                    column_kind="kind", fc_parameters=settings, select=False,
+                                    n_jobs=n_jobs).fit_transform(raw, y)
+            for n_jobs in (0, 3)}
+    pd.testing.assert_frame_equal(made[0], made[3], check_exact=True)
+
+    plain = extract_features(raw, column_id="id", column_kind="kind", column_value="value",
+                             column_sort="time", default_fc_parameters=resolve_fc_parameters(
+                                 settings), n_jobs=0, disable_progressbar=True)
+    plain.index = plain.index.astype(str)
+    plain = plain.loc[made[0].index, made[0].columns]
+    # tsfresh's own numbers (NaN where tsfresh gives NaN, before imputation).
+    informative = made[0].columns[plain.notna().all().to_numpy()]
+    pd.testing.assert_frame_equal(made[0][informative], plain[informative], check_exact=True,
+                                  check_dtype=False)
+
+
+def test_prediction_with_change_quantiles_selected_matches_training():
+    raw, y = _channels_frame()
+    features = TsfreshFeatures(column_id="id", column_value="value", column_sort="time",
+                               column_kind="kind", fc_parameters={"change_quantiles": None},
+                               select=False, n_jobs=2)
+    matrix = features.fit_transform(raw, y)
+    narrowed = features.restricted(list(matrix.columns[::7]))
+    assert narrowed.kind_to_fc_parameters_["x"]["change_quantiles"]
+    again = narrowed.transform(raw).loc[matrix.index]
+    pd.testing.assert_frame_equal(again, matrix[narrowed.selected_features_], check_exact=True)
+
+
+def test_worker_processes(monkeypatch):
+    import multiprocessing
+
+    from automl import features as module
+
+    monkeypatch.setattr(module, "available_cpus", lambda: 4)
+    assert module.worker_processes(0, 10_000) == 0
+    assert module.worker_processes(3, 10_000) == 3
+    assert module.worker_processes(3, 2) == 2          # no more processes than series
+    assert module.worker_processes(1, 10_000) == 0     # one worker: do it here instead
+    # Automatic: one process per second of estimated work, at most one per CPU.
+    assert module.worker_processes(-1, 10_000, seconds=1.5) == 0
+    assert module.worker_processes(-1, 10_000, seconds=3.2) == 3
+    assert module.worker_processes(-1, 10_000, seconds=60.0) == 4
+
+    class Daemonic:
+        daemon = True
+
+    monkeypatch.setattr(multiprocessing, "current_process", lambda: Daemonic())
+    assert module.worker_processes(3, 10_000) == 0     # daemons cannot have children
+
+
+def test_automatic_n_jobs_extracts_small_inputs_here_and_large_ones_in_processes(monkeypatch):
+    from automl import features as module
+
+    raw, y = _channels_frame(n_series=12)
+    options = dict(column_id="id", column_value="value", column_sort="time", column_kind="kind",
+                   fc_parameters={"mean": None, "change_quantiles": None}, select=False)
+    reference = TsfreshFeatures(**options, n_jobs=0).fit_transform(raw, y)
+    pools = []
+    real = module._extract_in_processes
+    monkeypatch.setattr(module, "_extract_in_processes",
+                        lambda X, *args: pools.append(args[1]) or real(X, *args))
+    small = TsfreshFeatures(**options, n_jobs=-1).fit_transform(raw, y)
+    assert pools == []                                 # a few ms of work: no pool
+    monkeypatch.setattr(module, "MIN_SECONDS_PER_PROCESS", 1e-9)
+    monkeypatch.setattr(module, "available_cpus", lambda: 2)
+    large = TsfreshFeatures(**options, n_jobs=-1).fit_transform(raw, y)
+    assert pools == [2]                                # the 4 series after the sample
+    pd.testing.assert_frame_equal(small, reference, check_exact=True)
+    pd.testing.assert_frame_equal(large, reference, check_exact=True)
+
+
+def test_series_are_split_whole_and_balanced():
+    from automl.features import _split_by_series
+
+    raw, _ = _channels_frame(n_series=10)
+    parts = _split_by_series(raw, "id", 4)
+    assert 1 < len(parts) <= 4
+    assert sum(len(p) for p in parts) == len(raw)
+    owners = [set(p["id"]) for p in parts]
+    assert all(not (a & b) for i, a in enumerate(owners) for b in owners[i + 1:])
+    assert len(_split_by_series(raw, "id", 100)) == 10  # never more parts than series

@@ -1,0 +1,27 @@
+"""Every benchmark runs end to end on tiny inputs (figures meaningless): CI catches a broken
+script or a changed API, while the real figures come from ``make bench`` on an idle machine."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ("features", "serving", "training", "accuracy")
+
+
+def test_every_benchmark_writes_its_table_plot_and_rows(tmp_path):
+    out = tmp_path / "benchmarks"
+    subprocess.run([sys.executable, "bench/run_all.py", "--smoke", "--out", str(out)],
+                   cwd=ROOT, check=True, timeout=900)
+    rows = {}
+    for name in BENCHMARKS:
+        assert (out / f"{name}.png").stat().st_size > 5_000, name
+        assert "|---|" in (out / f"{name}.md").read_text(), name
+        rows[name] = json.loads((out / f"{name}.json").read_text())
+        assert rows[name], name
+    assert all(0 <= row["test acc."] <= 1 for row in rows["accuracy"])
+    assert all(row["ratio"] > 0 for row in rows["serving"] if row.get("ratio") is not None)
+    page = (tmp_path / "benchmarks.md").read_text()
+    assert "Machine:" in page and "(benchmarks/accuracy.png)" in page
