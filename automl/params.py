@@ -67,9 +67,9 @@ class FeatureParams:
     columns: Columns = field(default_factory=Columns)
     # One engine, "auto" (training picks by cross-validation), or several joined side by side.
     engine: str | tuple[str, ...] = "tsfresh"
-    default_fc_parameters: str | dict = "efficient"  # a settings name, or {calculator: params or None}
+    default_fc_parameters: str | dict = "fast"  # a settings name, or {calculator: params or None}
     impute_function: str = "median"
-    n_jobs: int = 0
+    n_jobs: int = -1  # tsfresh's processes in the training worker: -1 picks by a timed sample
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,7 @@ def _feature_params(section: _Section) -> FeatureParams:
                            _fc_parameters)
     impute = section.pop("impute_function", FeatureParams.impute_function,
                          _choice(IMPUTATION, "median or zero"))
-    n_jobs = section.pop("n_jobs", FeatureParams.n_jobs, _int(minimum=0))
+    n_jobs = section.pop("n_jobs", FeatureParams.n_jobs, _int(minimum=-1))
     section.reject_rest()
     return FeatureParams(columns, engine, settings, impute, n_jobs)
 

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_empty_file_means_every_default():
     params = parse_training_params(b"")
     assert params.pipeline_id is None
-    assert params.features.default_fc_parameters == "efficient"
+    assert params.features.default_fc_parameters == "fast" and params.features.n_jobs == -1
     assert params.features.columns.id == "example_id"
     assert params.selection.enabled and params.selection.fdr_level == 0.05
     assert params.model.model == "tpot" and params.model.cv == 5
