@@ -119,8 +119,11 @@ def train(raw: pd.DataFrame, labels: pd.Series, params: TrainingParams, *,
                                       generations=params.model.search.generations))
         summary = _search_summary(searched.search_)
     progress(stage="finishing")
-    if summary["bestScore"] is None:
-        return trial.finished(best, search=summary, keptBaseline="the search found no pipeline")
+    if summary["bestScore"] is None or summary["bestScore"] <= best.metrics["score"]:
+        # Its own CV (the same folds; on tsfresh's features, if anything optimistic) did not
+        # beat the baseline: no need to spend the reserve re-scoring it.
+        return trial.finished(best, search=summary,
+                              keptBaseline="the search found nothing better in cross-validation")
     found = trial.evaluate_fitted(best, searched.model_)
     if found.scores <= best.scores:
         return trial.finished(best, search=summary,
