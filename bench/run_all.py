@@ -18,6 +18,8 @@ from pathlib import Path
 from common import ROOT, machine
 
 BENCHMARKS = ("features", "serving", "training", "accuracy")  # quickest first
+# Options beyond --out/--smoke: training is measured with the engine a user should pick.
+OPTIONS = {"training": ["--engine", "auto"]}
 DOCS = ROOT / "docs"
 
 
@@ -32,7 +34,8 @@ def main() -> int:
     seconds = {}
     for name in args.only:
         began = time.monotonic()
-        command = [sys.executable, str(ROOT / "bench" / f"{name}.py"), "--out", str(args.out)]
+        command = [sys.executable, str(ROOT / "bench" / f"{name}.py"), "--out", str(args.out),
+                   *OPTIONS.get(name, [])]
         print(f"\n=== {name}: {' '.join(command[1:])}{' --smoke' if args.smoke else ''}",
               flush=True)
         subprocess.run(command + (["--smoke"] if args.smoke else []), check=True, cwd=ROOT)
