@@ -33,12 +33,13 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
-from tsfresh import extract_features, select_features
+from tsfresh import extract_features
 from tsfresh.feature_extraction import settings as fc_settings
 from tsfresh.utilities.distribution import ClusterDaskDistributor
 from tsfresh.utilities.string_manipulation import convert_to_output_format
 
 from .parsing import Columns
+from .selection import RelevanceSelector
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +242,7 @@ class TsfreshFeatures(TransformerMixin, BaseEstimator):
         features = features.reindex(y.index)
         self._learn_imputation(features)
         features = self._impute(features)
-        self.selected_features_, self.selection_fallback_ = self._select(features, y, processes)
+        self.selected_features_, self.selection_fallback_ = self._select(features, y)
         self.kind_to_fc_parameters_ = fc_settings.from_columns(self.selected_features_)
         self.n_features_extracted_ = features.shape[1]
         return features[self.selected_features_]
@@ -315,18 +316,12 @@ class TsfreshFeatures(TransformerMixin, BaseEstimator):
                 values = np.where(mask, fill.reindex(columns).to_numpy()[None, :], values)
         return pd.DataFrame(values, index=features.index, columns=columns)
 
-    def _select(self, features: pd.DataFrame, y: pd.Series, processes: int
-                ) -> tuple[list[str], bool]:
+    def _select(self, features: pd.DataFrame, y: pd.Series) -> tuple[list[str], bool]:
+        if self.select:
+            selector = RelevanceSelector(self.fdr_level).fit(features, y.to_numpy())
+            return selector.selected_, selector.fallback_
         informative = features.loc[:, features.nunique() > 1]
-        if self.select and informative.shape[1]:
-            relevant = select_features(informative, y, fdr_level=self.fdr_level,
-                                       multiclass=y.nunique() > 2, n_jobs=processes)
-            if relevant.shape[1]:
-                return list(relevant.columns), False
-        # Too few series for the relevance test to trust any feature: keep every informative
-        # one and let the model decide, rather than fail.
-        kept = informative if informative.shape[1] else features
-        return list(kept.columns), bool(self.select)
+        return list((informative if informative.shape[1] else features).columns), False
 
     def restricted(self, columns: list[str]) -> TsfreshFeatures:
         """A copy that computes only ``columns`` (chosen outside, e.g. by selection per fold)."""

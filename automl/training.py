@@ -114,9 +114,12 @@ def train(raw: pd.DataFrame, labels: pd.Series, params: TrainingParams, *,
                              random_state=params.model.search.random_state)
         searched = copy.copy(classifier)
         searched.set_params(model=_search(params, cv, search_s, space))
-        _fit_or_explain(searched, matrix, y.to_numpy(), client=client,
-                        watch=partial(_watch_search, progress=progress,
-                                      generations=params.model.search.generations))
+        try:
+            _fit_or_explain(searched, matrix, y.to_numpy(), client=client,
+                            watch=partial(_watch_search, progress=progress,
+                                          generations=params.model.search.generations))
+        except TrainingFailed as failed:  # e.g. no pipeline evaluated in time: the baseline stands
+            return trial.finished(best, keptBaseline=f"the search failed: {failed.message}")
         summary = _search_summary(searched.search_)
     progress(stage="finishing")
     if summary["bestScore"] is None or summary["bestScore"] <= best.metrics["score"]:

@@ -116,3 +116,26 @@ model_training: {model: extra_trees, cv: 4}
     full = [kind for kind, n_series in calls if n_series == 20]
     assert sorted(full) == ["minirocket", "multirocket", "tsfresh"]  # 4 candidates x 4 folds
     assert len(report["candidates"]) == 4 and report["cvFolds"] == 4
+
+
+def test_a_search_that_evaluates_nothing_in_time_keeps_the_baseline(monkeypatch):
+    """TPOT raises when no pipeline finishes within its time (seen at 1,000 series on MultiRocket's
+    50,000 features): the job must still succeed with the baseline it already has."""
+    from sklearn.base import BaseEstimator, ClassifierMixin
+
+    from automl import training
+
+    class NothingInTime(ClassifierMixin, BaseEstimator):
+        def fit(self, X, y):
+            raise Exception("No individuals could be evaluated in the initial population")
+
+    monkeypatch.setattr(training, "_search", lambda *args: NothingInTime())
+    raw, y = _series(12)
+    params = parse_training_params(b"""
+extract_features: {engine: minirocket, column_kind: channel, column_sort: time}
+model_training: {model: tpot, cv: 3, model_args: {max_time_mins: 0.5, n_jobs: 1}}
+""")
+    classifier, report = train(raw, y, params)
+    assert "No individuals" in report["keptBaseline"] and report["provisional"] is False
+    assert report["modelFamily"] == "RidgeClassifierProba"
+    assert (classifier.predict(raw).loc[y.index].to_numpy() == y.to_numpy()).mean() > 0.9
