@@ -7,7 +7,7 @@ series id, with ``fit_transform(X, y, dask_address=None)``, ``transform(X)``,
 from __future__ import annotations
 
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from .features import TsfreshFeatures
@@ -58,8 +58,6 @@ class CombinedFeatures(TransformerMixin, BaseEstimator):
         return self.parts[0].input_columns()
 
     def fit_transform(self, X, y=None, dask_address=None, **_) -> pd.DataFrame:
-        from sklearn.base import clone
-
         self.parts_ = [clone(p) for p in self.parts]
         return pd.concat([p.fit_transform(X, y, dask_address=dask_address) for p in self.parts_],
                          axis=1)
