@@ -13,9 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 from .features import TsfreshFeatures
 from .kernels import KERNEL_ENGINES, KernelFeatures
 
-TSFRESH = "tsfresh"
-ENGINES = (TSFRESH, *KERNEL_ENGINES)
-AUTO = "auto"
+TSFRESH = "tsfresh"  # the names a parameter file may use are in params.ENGINES
 
 
 def build(name: str, params) -> TsfreshFeatures | KernelFeatures:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-STOCK_SPACES = ("linear", "linear-light", "graph", "graph-light")
 AUTO = "auto"
 
 
