@@ -76,6 +76,9 @@ class FeatureParams:
 class SelectionParams:
     enabled: bool = True
     fdr_level: float = 0.05
+    # Also try a model on a few important, cheap-to-compute tsfresh features, and keep it when
+    # cross-validation cannot tell it from the one on every relevant feature (training.py).
+    compact: bool = True
 
 
 @dataclass(frozen=True)
@@ -190,8 +193,9 @@ def _feature_params(section: _Section) -> FeatureParams:
 def _selection_params(section: _Section) -> SelectionParams:
     enabled = section.pop("enabled", SelectionParams.enabled, _bool)
     fdr_level = section.pop("fdr_level", SelectionParams.fdr_level, _fraction)
+    compact = section.pop("compact", SelectionParams.compact, _bool)
     section.reject_rest()
-    return SelectionParams(enabled, fdr_level)
+    return SelectionParams(enabled, fdr_level, compact)
 
 
 def _model_params(section: _Section) -> ModelParams:

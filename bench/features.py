@@ -154,9 +154,10 @@ def kernel_features():
 
 def prediction_rows(name: str, settings: str, n_train: int | None, n_test: int | None,
                     repeats: int) -> dict:
-    """Fit on the train split, keep the relevant features as training does (selection by
-    ``automl.selection.relevant``, then ``restricted``), and time ``transform`` of test series
-    against a full extraction of the same series."""
+    """Fit on the train split, narrow the features as training does (every relevant one, by
+    ``automl.selection.relevant``; and the compact set, by ``automl.feature_cost.compact_set``),
+    and time ``transform`` of test series against a full extraction of the same series."""
+    from automl.feature_cost import compact_set
     from automl.selection import relevant
 
     raw, y, kind, _ = pooled(name, n_train, split="train")
@@ -164,28 +165,31 @@ def prediction_rows(name: str, settings: str, n_train: int | None, n_test: int |
     engine = tsfresh_features(kind, fc_parameters=settings, select=False)
     matrix = engine.fit_transform(raw, y)
     kept = list(matrix.columns[relevant(matrix.to_numpy(), y.to_numpy())]) or list(matrix.columns)
-    narrowed = engine.restricted(kept)
-    selected_s, _, _ = timed(lambda: narrowed.transform(test_raw), repeats)
+    compact = compact_set(matrix, y.to_numpy(), kept)
     full_s, _, _ = timed(lambda: tsfresh_features(kind, fc_parameters=settings, select=False)
                          .fit_transform(test_raw, test_y), repeats)
-    calculators = {column.split("__")[1] for column in kept}
     row = {"data set": name, "settings": settings, "test series": series,
-           "channels": channels, "extracted": matrix.shape[1], "selected": len(kept),
-           "their calculators": len(calculators),
-           "full s": full_s, "selected-only s": selected_s, "speed-up": full_s / selected_s}
-    print(f"  prediction {name:16s} {settings:9s} {len(kept):5d}/{matrix.shape[1]} features: "
-          f"full {full_s:.2f} s, selected only {selected_s:.3f} s, x{full_s / selected_s:.1f}",
-          flush=True)
+           "channels": channels, "extracted": matrix.shape[1], "full s": full_s}
+    for label, columns in (("relevant", kept), ("compact", compact)):
+        narrowed = engine.restricted(columns)
+        seconds, _, _ = timed(lambda: narrowed.transform(test_raw), repeats)
+        row.update({label: len(columns),
+                    f"{label} calculators": len({c.split("__")[1] for c in columns}),
+                    f"{label} s": seconds, f"{label} speed-up": full_s / seconds})
+        print(f"  prediction {name:16s} {settings:9s} {label:8s} {len(columns):5d}/"
+              f"{matrix.shape[1]} features: full {full_s:.2f} s, only these {seconds:.3f} s, "
+              f"x{full_s / seconds:.1f}", flush=True)
     return row
 
 
 # ---------------------------------------------------------------------------------------------
-# Accuracy: efficient against fast
+# Accuracy: efficient, fast, compact
 
 
 def accuracy_rows(name: str, n: int | None, folds: int, repeats: int) -> list[dict]:
     """Cross-validated accuracy of ExtraTrees(300) on relevant features (selected inside each
-    fold, as training does), with every efficient feature and with the fast ones only.
+    fold, as training does), with every efficient feature, with the fast ones only, and on
+    the compact set of the fast ones (also chosen inside each fold).
 
     fast is a subset of efficient and computes the same values, so one extraction serves
     both: the fast columns are picked out of the efficient table.
@@ -193,6 +197,7 @@ def accuracy_rows(name: str, n: int | None, folds: int, repeats: int) -> list[di
     from sklearn.ensemble import ExtraTreesClassifier
     from sklearn.model_selection import RepeatedStratifiedKFold
 
+    from automl.feature_cost import compact_set
     from automl.features import FastFCParameters
     from automl.selection import relevant
 
@@ -200,8 +205,9 @@ def accuracy_rows(name: str, n: int | None, folds: int, repeats: int) -> list[di
     table = tsfresh_features(kind, fc_parameters="efficient", select=False,
                              n_jobs=-1).fit_transform(raw, y)
     fast = set(FastFCParameters())
-    subsets = {"efficient": list(table.columns),
-               "fast": [c for c in table.columns if c.split("__")[1] in fast]}
+    fast_columns = [c for c in table.columns if c.split("__")[1] in fast]
+    subsets = {"efficient": list(table.columns), "fast": fast_columns,
+               "fast, compact": fast_columns}
     splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=0)
     splits = list(splitter.split(table, y))
     rows = []
@@ -212,11 +218,14 @@ def accuracy_rows(name: str, n: int | None, folds: int, repeats: int) -> list[di
             part = part.loc[:, part.nunique() > 1]
             mask = relevant(part.to_numpy(), y.to_numpy()[train])
             kept = list(part.columns[mask]) or list(part.columns)
+            if settings.endswith("compact"):
+                kept = compact_set(table.iloc[train][columns], y.to_numpy()[train], kept)
             model = ExtraTreesClassifier(n_estimators=300, random_state=0, n_jobs=1)
             model.fit(table.iloc[train][kept], y.iloc[train])
             scores.append(np.mean(model.predict(table.iloc[test][kept]) == y.iloc[test]))
         rows.append({"data set": name, "series": series, "channels": channels,
                      "settings": settings, "features": len(columns),
+                     "features used (last fold)": len(kept),
                      "CV accuracy": float(np.mean(scores)),
                      "+/- (s.e.)": float(np.std(scores) / np.sqrt(len(scores)))})
         print(f"  accuracy {name:16s} {settings:9s} {np.mean(scores):.3f}", flush=True)
@@ -282,9 +291,9 @@ def main() -> None:
                                         1 if smoke or name == "ItalyPowerDemand" else 3)
     load_after = os.getloadavg()[0]
     prediction_table = markdown_table(predictions)
-    print(f"\nPrediction: selected features only against a full extraction\n\n{prediction_table}")
+    print(f"\nPrediction: the model's features only against a full extraction\n\n{prediction_table}")
     accuracy_table = markdown_table(accuracies) if accuracies else "(not run: --accuracy 0)"
-    print(f"\nAccuracy, efficient against fast\n\n{accuracy_table}")
+    print(f"\nAccuracy, efficient, fast and compact\n\n{accuracy_table}")
     kernels = ("MiniRocket and MultiRocket rows: `automl.kernels.KernelFeatures(kind=...)"
                ".fit_transform` (fit and transform), one thread."
                if kernel_features() else "No kernel rows: `automl.kernels` is not there.")
@@ -303,19 +312,24 @@ in-process, then one process per CPU if each gets a second of work or more, else
 *x before* is series-channels/s over the first row's.
 {kernels} Best of {args.repeats} run(s).
 
-**Prediction.** `TsfreshFeatures` fitted on the train split, narrowed as training does to the
-relevant features (`automl.selection.relevant`, then `restricted`); *selected-only* is its
-`transform` of the test series (only those features, tsfresh's `from_columns`), *full* a
-complete extraction of the same series with the same settings, both in-process. The target is
-a speed-up of at least 10x. A calculator costs about as much for one of its features as for
-all of them, so what counts is how many calculators the kept features need (*their
-calculators*, out of {len(resolve_fc_parameters("efficient"))} in efficient).
+**Prediction.** `TsfreshFeatures` fitted on the train split, narrowed as training does
+(`restricted`) to either set a model can read: every *relevant* feature
+(`automl.selection.relevant`), or the *compact* set (`automl.feature_cost.compact_set`: the
+relevant features ranked by ExtraTrees importance, at most 30, from calculators estimated to
+cost at most 1/20 of a full extraction), which training keeps unless cross-validation scores
+it more than one standard error below the relevant set. Each *s* is its `transform` of the
+test series (only those features, tsfresh's `from_columns`); *full s* a complete extraction
+of the same series with the same settings; all in-process. The target is a speed-up of at
+least 10x. A calculator costs about as much for one of its features as for all of them, so
+what counts is how many calculators the kept features need (*calculators*, out of
+{len(resolve_fc_parameters("efficient"))} in efficient).
 
 {prediction_table}
 
 **Accuracy.** 5-fold stratified cross-validation (3 repetitions; 1 for ItalyPowerDemand) on
 train+test pooled, ExtraTrees(300 trees) on the features found relevant in each training
-fold, with every efficient feature or only the fast ones (a subset, same values).
+fold, with every efficient feature or only the fast ones (a subset, same values), or on the
+compact set of the fast ones (chosen in each training fold).
 
 {accuracy_table}
 

@@ -73,9 +73,10 @@ extract_features: {engine: auto, column_kind: channel, column_sort: time,
 model_training: {model: logistic_regression, cv: 3}
 """)
     classifier, report = train(raw, y, params)
-    tried = {c["engine"]: c for c in report["candidates"]}
-    assert set(tried) == {"minirocket", "multirocket", "tsfresh", "minirocket+tsfresh"}
-    best = max(tried.values(), key=lambda c: (c["cvScore"], c["cvAccuracy"]))
+    tried = report["candidates"]
+    assert {c["engine"] for c in tried} == {"minirocket", "multirocket", "tsfresh",
+                                            "minirocket+tsfresh"}
+    best = max(tried, key=lambda c: (c["cvScore"], c["cvAccuracy"]))
     assert report["mean_cv_accuracy"] == best["cvAccuracy"]
     assert report["engine"] == report["features"]["engine"]
     assert (classifier.predict(raw).loc[y.index].to_numpy() == y.to_numpy()).mean() > 0.9
@@ -115,7 +116,7 @@ model_training: {model: extra_trees, cv: 4}
     _, report = train(raw, y, params)
     full = [kind for kind, n_series in calls if n_series == 20]
     assert sorted(full) == ["minirocket", "multirocket", "tsfresh"]  # 4 candidates x 4 folds
-    assert len(report["candidates"]) == 4 and report["cvFolds"] == 4
+    assert len({c["engine"] for c in report["candidates"]}) == 4 and report["cvFolds"] == 4
 
 
 def test_a_search_that_evaluates_nothing_in_time_keeps_the_baseline(monkeypatch):
@@ -139,3 +140,29 @@ model_training: {model: tpot, cv: 3, model_args: {max_time_mins: 0.5, n_jobs: 1}
     assert "No individuals" in report["keptBaseline"] and report["provisional"] is False
     assert report["modelFamily"] == "RidgeClassifierProba"
     assert (classifier.predict(raw).loc[y.index].to_numpy() == y.to_numpy()).mean() > 0.9
+
+
+def test_tsfresh_keeps_a_compact_feature_set_that_cross_validates_as_well():
+    """Prediction computes only the compact set's few calculators, and says what it saves."""
+    raw, y = _series(40)
+    params = parse_training_params(b"""
+extract_features: {column_kind: channel, column_sort: time, default_fc_parameters: fast}
+model_training: {model: extra_trees, cv: 4}
+""")
+    classifier, report = train(raw, y, params)
+    outcome = report["compactFeatures"]
+    assert outcome["kept"] and outcome["featuresUsed"] <= 30
+    assert outcome["cvScore"] >= outcome["fullCvScore"] - outcome["fullCvScoreStandardError"]
+    assert outcome["speedupOverFullExtraction"] >= 20 and outcome["speedupOverRelevant"] > 1
+    assert report["features"]["featuresUsed"] == outcome["featuresUsed"] == report["trainShape"][1]
+    assert [c["compact"] for c in report["candidates"]] == [False, True]
+    assert (classifier.predict(raw).loc[y.index].to_numpy() == y.to_numpy()).mean() > 0.9
+
+    params = parse_training_params(b"""
+extract_features: {column_kind: channel, column_sort: time, default_fc_parameters: fast}
+feature_selection: {compact: false}
+model_training: {model: extra_trees, cv: 4}
+""")
+    _, report = train(raw, y, params)
+    assert report["compactFeatures"] is None
+    assert report["features"]["featuresUsed"] > outcome["featuresUsed"]
