@@ -38,7 +38,7 @@ from tsfresh.feature_extraction import settings as fc_settings
 from tsfresh.utilities.distribution import ClusterDaskDistributor
 from tsfresh.utilities.string_manipulation import convert_to_output_format
 
-from .parsing import Columns
+from .parsing import LongFormatInput
 from .selection import RelevanceSelector
 
 log = logging.getLogger(__name__)
@@ -188,7 +188,7 @@ def worker_processes(n_jobs: int, n_series: int, seconds: float | None = None) -
     return n_jobs
 
 
-class TsfreshFeatures(TransformerMixin, BaseEstimator):
+class TsfreshFeatures(LongFormatInput, TransformerMixin, BaseEstimator):
     """Long-format series (one row per measurement) -> one row of features per series id.
 
     ``n_jobs`` (fitting only): 0 extracts in the calling process; N > 0 splits the series
@@ -212,11 +212,6 @@ class TsfreshFeatures(TransformerMixin, BaseEstimator):
         self.select = select
         self.fdr_level = fdr_level
         self.n_jobs = n_jobs
-
-    def input_columns(self) -> Columns:
-        """The long-format columns this extractor reads (prediction uploads must match)."""
-        return Columns(id=self.column_id, value=self.column_value, sort=self.column_sort,
-                       kind=self.column_kind)
 
     def fit(self, X: pd.DataFrame, y: pd.Series):
         self.fit_transform(X, y)

@@ -13,7 +13,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from .errors import InvalidData
-from .parsing import Columns
+from .parsing import LongFormatInput
 
 KERNEL_ENGINES = ("minirocket", "multirocket")
 # MultiRocket's first differences need 10 points; shorter series are stretched to this.
@@ -30,7 +30,7 @@ def _transformer(kind: str, n_kernels: int | None, random_state: int):
     return cls(random_state=random_state, n_jobs=1, **kwargs)
 
 
-class KernelFeatures(TransformerMixin, BaseEstimator):
+class KernelFeatures(LongFormatInput, TransformerMixin, BaseEstimator):
     """Long-format series -> one row of kernel features per series id (ids as strings)."""
 
     def __init__(self, kind="minirocket", column_id="example_id", column_value="measurement",
@@ -42,10 +42,6 @@ class KernelFeatures(TransformerMixin, BaseEstimator):
         self.column_kind = column_kind
         self.n_kernels = n_kernels
         self.random_state = random_state
-
-    def input_columns(self) -> Columns:
-        return Columns(id=self.column_id, value=self.column_value, sort=self.column_sort,
-                       kind=self.column_kind)
 
     def fit(self, X: pd.DataFrame, y: pd.Series | None = None):
         self.fit_transform(X, y)

@@ -32,6 +32,15 @@ class Columns:
     label: str = "label"
 
 
+class LongFormatInput:
+    """For the feature engines, which read long-format series through the columns they were
+    constructed with: the columns a prediction upload must have."""
+
+    def input_columns(self) -> Columns:
+        return Columns(id=self.column_id, value=self.column_value, sort=self.column_sort,
+                       kind=self.column_kind)
+
+
 def read_raw_data(payload: bytes, *, filename: str | None = None, content_type: str | None = None,
                   columns: Columns = Columns(), field: str = "raw_data") -> pd.DataFrame:
     """One row per finite measurement: columns [id, sort?, kind?, value], grouped by series."""

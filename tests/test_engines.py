@@ -166,3 +166,19 @@ model_training: {model: extra_trees, cv: 4}
     _, report = train(raw, y, params)
     assert report["compactFeatures"] is None
     assert report["features"]["featuresUsed"] > outcome["featuresUsed"]
+
+
+def test_a_tsfresh_job_that_cannot_extract_within_its_budget_fails_at_once_with_advice(
+        monkeypatch):
+    from automl import training
+    from automl.errors import TrainingFailed
+
+    monkeypatch.setattr(training._Trial, "estimate_extraction_s", lambda self, name: 10_000.0)
+    raw, y = _series(12)
+    params = parse_training_params(b"""
+extract_features: {column_kind: channel, column_sort: time}
+model_training: {model: tpot, model_args: {max_time_mins: 1}}
+""")
+    with pytest.raises(TrainingFailed, match=r"10000 s, more than the whole budget of \d+ s "
+                                             r".*engine: minirocket or auto"):
+        train(raw, y, params)

@@ -15,6 +15,7 @@ def test_empty_file_means_every_default():
     assert params.features.default_fc_parameters == "fast" and params.features.n_jobs == -1
     assert params.features.columns.id == "example_id"
     assert params.selection.enabled and params.selection.fdr_level == 0.05
+    assert params.selection.compact
     assert params.model.model == "tpot" and params.model.cv == 5
     assert params.features.engine == "tsfresh"  # the post's design stays the default
     assert params.model.search.search_space == "auto"
@@ -91,6 +92,7 @@ def test_calculator_list_is_accepted():
     (b"extract_features: {default_fc_parameters: [not_a_calculator]}", "not_a_calculator"),
     (b"feature_selection: {fdr_level: 2}", "feature_selection.fdr_level"),
     (b"feature_selection: {enabled: maybe}", "feature_selection.enabled"),
+    (b"feature_selection: {compact: 30}", "feature_selection.compact"),
     (b"pipeline_id: ../../etc", "pipeline_id"),
     (b"extract_features: 3", "extract_features"),
     (b"extract_features: {engine: rocket}", "extract_features.engine"),
