@@ -79,6 +79,9 @@ CALCULATOR_MS = {  # name: (one parameter, every efficient parameter)
 # extraction 11-19x faster than a full one at the same CV accuracy (every relevant feature:
 # 1.3-6x).
 COMPACT_SPEEDUP, COMPACT_MAX_FEATURES = 20, 30
+# The budget is never below this, in ms per series-channel (tsfresh's own overhead is ~0.1 ms):
+# with cheap settings such as minimal, every relevant feature is cheap enough already.
+COMPACT_MIN_BUDGET_MS = 0.5
 CHEAP_MS = 0.005
 UNKNOWN_MS = 1.0
 _EFFICIENT = set(EfficientFCParameters())
@@ -115,13 +118,15 @@ def extraction_ms(columns, extracted) -> float:
 
 def compact(ranked, extracted, speedup: float, max_features: int) -> list:
     """The first columns of ``ranked`` (most important first) that keep the estimated cost
-    within ``1 / speedup`` of extracting all of ``extracted``, at most ``max_features``.
+    within ``1 / speedup`` of extracting all of ``extracted`` (or :data:`COMPACT_MIN_BUDGET_MS`
+    per channel, if more), at most ``max_features``.
 
     A column that would break the budget is passed over for later, cheaper ones; the most
     important column is always kept.
     """
     ranked = list(ranked)
-    budget = extraction_ms(extracted, extracted) / speedup
+    channels = len({key[0] for key in _calculators(extracted)})
+    budget = max(extraction_ms(extracted, extracted) / speedup, COMPACT_MIN_BUDGET_MS * channels)
     chosen: list = []
     for column in ranked:
         if len(chosen) >= max_features:

@@ -24,8 +24,8 @@ from . import engines, feature_cost, models
 from .classifier import TimeSeriesClassifier
 from .compute import dask_client_starting
 from .engines import TSFRESH, CombinedFeatures, feature_kind
-from .features import worker_processes
 from .errors import InvalidData, InvalidParameters, TrainingFailed
+from .features import worker_processes
 from .params import AUTO_ENGINE, SEARCH_MODEL, TrainingParams, build_fixed_estimator
 from .search_spaces import search_space
 from .selection import RelevanceSelector
@@ -211,6 +211,7 @@ def _refuse_hopeless_extraction(trial, deadline: float, progress) -> None:
             f"more than the whole budget of {left:.0f} s (model_args.max_time_mins). Raise "
             "max_time_mins, pick cheaper tsfresh settings (default_fc_parameters: minimal), or "
             "use extract_features.engine: minirocket or auto, which take seconds.")
+
 
 def _fit_or_explain(classifier, matrix, y, **kwargs) -> None:
     try:
