@@ -424,10 +424,9 @@ class _Trial:
         (as judged on those rows only), or its compact set, and every kernel feature."""
         if not selects:
             return list(matrix.columns)
-        if compact:
-            return self._compact(rows)
         tsfresh_columns = set(self.extracted[TSFRESH][1].columns)
-        kept = set(self._selection(rows).selected_)
+        kept = set(self._compact(rows) if compact else self._selection(rows).selected_)
+        # In the matrix's order: the fitted engine computes its columns in that order.
         return [c for c in matrix.columns if c not in tsfresh_columns or c in kept]
 
     def _selection(self, rows: np.ndarray) -> RelevanceSelector:
