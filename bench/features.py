@@ -272,6 +272,7 @@ def main() -> None:
     args = arguments(__doc__.splitlines()[0],
                      repeats=(int, 1, "timings: best of this many runs"),
                      accuracy=(int, 1, "1: also compare efficient and fast accuracy; 0: skip"))
+    from automl.feature_cost import COMPACT_MAX_FEATURES, COMPACT_SPEEDUP
     from automl.features import available_cpus, resolve_fc_parameters
 
     processes = max(2, available_cpus())
@@ -315,8 +316,9 @@ in-process, then one process per CPU if each gets a second of work or more, else
 **Prediction.** `TsfreshFeatures` fitted on the train split, narrowed as training does
 (`restricted`) to either set a model can read: every *relevant* feature
 (`automl.selection.relevant`), or the *compact* set (`automl.feature_cost.compact_set`: the
-relevant features ranked by ExtraTrees importance, at most 30, from calculators estimated to
-cost at most 1/20 of a full extraction), which training keeps unless cross-validation scores
+relevant features ranked by ExtraTrees importance, at most {COMPACT_MAX_FEATURES}, from calculators
+estimated to cost at most 1/{COMPACT_SPEEDUP} of a full extraction), which training keeps unless
+cross-validation scores
 it more than one standard error below the relevant set. Each *s* is its `transform` of the
 test series (only those features, tsfresh's `from_columns`); *full s* a complete extraction
 of the same series with the same settings; all in-process. The target is a speed-up of at

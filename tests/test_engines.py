@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from automl.engines import CombinedFeatures, build
+from automl.feature_cost import COMPACT_MAX_FEATURES, COMPACT_SPEEDUP
 from automl.errors import InvalidData
 from automl.kernels import KernelFeatures
 from automl.params import parse_training_params
@@ -157,9 +158,10 @@ model_training: {model: extra_trees, cv: 4}
 """)
     classifier, report = train(raw, y, params)
     outcome = report["compactFeatures"]
-    assert outcome["kept"] and outcome["featuresUsed"] <= 30
+    assert outcome["kept"] and outcome["featuresUsed"] <= COMPACT_MAX_FEATURES
     assert outcome["cvScore"] >= outcome["fullCvScore"] - outcome["fullCvScoreStandardError"]
-    assert outcome["speedupOverFullExtraction"] >= 20 and outcome["speedupOverRelevant"] > 1
+    assert outcome["speedupOverFullExtraction"] >= COMPACT_SPEEDUP
+    assert outcome["speedupOverRelevant"] > 1
     assert report["features"]["featuresUsed"] == outcome["featuresUsed"] == report["trainShape"][1]
     assert [c["compact"] for c in report["candidates"]] == [False, True]
     # What is served is the model that was cross-validated, reading its features in the order
