@@ -76,8 +76,12 @@ def train(raw: pd.DataFrame, labels: pd.Series, params: TrainingParams, *,
         return build_fixed_estimator(params.model.model, params.model.estimator_args)
 
     def consider(candidate: _Candidate, replacing: _Candidate | None = None) -> None:
-        if trial.best is not None and candidate.rank <= trial.best.rank and (
-                replacing is None or trial.best is not replacing):
+        """Make ``candidate`` the best if it ranks higher, or, with ``replacing``, if that
+        one is the best: a compact set stands in for its full set, and never outranks other
+        engines on its own (one more score to pick from would only add selection noise)."""
+        if replacing is not None and trial.best is not replacing:
+            return
+        if replacing is None and trial.best is not None and candidate.rank <= trial.best.rank:
             return
         trial.best = candidate
         if searching and publish_provisional:

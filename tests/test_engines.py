@@ -77,8 +77,10 @@ model_training: {model: logistic_regression, cv: 3}
     tried = report["candidates"]
     assert {c["engine"] for c in tried} == {"minirocket", "multirocket", "tsfresh",
                                             "minirocket+tsfresh"}
-    best = max(tried, key=lambda c: (c["cvScore"], c["cvAccuracy"]))
-    assert report["mean_cv_accuracy"] == best["cvAccuracy"]
+    # A compact tsfresh set may stand in for tsfresh's full set, never outrank other engines.
+    best = max((c for c in tried if not c["compact"]), key=lambda c: (c["cvScore"], c["cvAccuracy"]))
+    if not (best["engine"] == "tsfresh" and (report["compactFeatures"] or {}).get("kept")):
+        assert report["mean_cv_accuracy"] == best["cvAccuracy"]
     assert report["engine"] == report["features"]["engine"]
     assert (classifier.predict(raw).loc[y.index].to_numpy() == y.to_numpy()).mean() > 0.9
 
