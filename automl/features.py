@@ -10,6 +10,9 @@ whether a series has 24 or 150 points; its own per-series overhead is ~0.1 ms. S
 
 * ``change_quantiles`` alone was ~45 % of ``efficient`` (60 ``pd.qcut`` calls per series);
   :func:`change_quantiles` computes the same values some 30x faster, in every settings set.
+  :func:`cwt_coefficients` (6x) and :func:`lempel_ziv_complexity` (3x) likewise: they
+  dominated the compact sets that predictions compute (:mod:`automl.feature_cost`).
+* rows are sorted by time once for the whole upload, not by tsfresh series by series.
 * the ``fast`` settings also drop six calculators whose cost is out of proportion to their
   value (:data:`FAST_DROPPED`).
 * ``n_jobs`` > 0, or -1 for an automatic choice, splits whole series between forked worker
@@ -24,6 +27,7 @@ from __future__ import annotations
 import copy
 import functools
 import logging
+import math
 import multiprocessing
 import os
 import sys
@@ -31,6 +35,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import pywt
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from tsfresh import extract_features
@@ -138,10 +143,90 @@ def _output_name(items: tuple) -> str:
     return convert_to_output_format(dict(items))
 
 
+def cwt_coefficients(x, param):
+    """tsfresh's ``cwt_coefficients``, same values, without pywt's per-call set-up.
+
+    tsfresh calls ``pywt.cwt(x, widths, "mexh")``, which integrates the wavelet afresh on
+    every call and also computes frequencies nobody reads: ~0.5 ms a series, against
+    ~0.02 ms for the convolutions themselves. Here the sampled wavelet of each width is
+    computed once (:func:`_mexican_hat`), and only the widths asked for are transformed, with
+    pywt's own operations ("conv" method), so the values are identical.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    rows: dict[int, np.ndarray] = {}
+    result = []
+    for p in param:
+        widths, w, coeff = tuple(p["widths"]), p["w"], p["coeff"]
+        widths.index(w)  # tsfresh's ValueError for a width outside widths
+        if x.size <= coeff:
+            value = np.nan
+        else:
+            if w not in rows:
+                rows[w] = _cwt_row(x, w)
+            value = rows[w][coeff]
+        result.append((f"coeff_{coeff}__w_{w}__widths_{widths}", value))
+    return result
+
+
+def _cwt_row(x: np.ndarray, scale) -> np.ndarray:
+    """``pywt.cwt(x, [scale], "mexh")[0][0]`` for a 1-D float64 ``x`` (pywt 1.x, "conv")."""
+    convolved = np.convolve(x, _mexican_hat(scale))
+    coef = -np.sqrt(scale) * np.diff(convolved)
+    d = (coef.size - x.size) / 2.0
+    if d > 0:
+        coef = coef[math.floor(d):-math.ceil(d)]
+    elif d < 0:
+        raise ValueError(f"Selected scale of {scale} too small.")
+    return coef
+
+
+@functools.lru_cache(maxsize=64)
+def _mexican_hat(scale) -> np.ndarray:
+    """pywt.cwt's integrated Mexican hat wavelet, sampled for one scale (precision 12)."""
+    int_psi, grid = _integrated_mexican_hat()
+    step = grid[1] - grid[0]
+    j = (np.arange(scale * (grid[-1] - grid[0]) + 1) / (scale * step)).astype(int)
+    if j[-1] >= int_psi.size:
+        j = np.extract(j < int_psi.size, j)
+    return int_psi[j][::-1]
+
+
+@functools.lru_cache(maxsize=1)
+def _integrated_mexican_hat() -> tuple[np.ndarray, np.ndarray]:
+    int_psi, grid = pywt.integrate_wavelet(pywt.DiscreteContinuousWavelet("mexh"), precision=12)
+    return np.asarray(int_psi, dtype=np.float64), np.asarray(grid, dtype=np.float64)
+
+
+def lempel_ziv_complexity(x, bins):
+    """tsfresh's ``lempel_ziv_complexity``, same values, some 5x faster.
+
+    The same parse of the binned series into new words, but a word is a slice of the bins'
+    bytes (4 per point) rather than a tuple built from a numpy slice at every step.
+    """
+    x = np.asarray(x)
+    edges = np.linspace(np.min(x), np.max(x), bins + 1)[1:]
+    symbols = np.searchsorted(edges, x, side="left").astype(np.int32).tobytes()
+    n, width = len(x), 4
+    words = set()
+    ind, inc = 0, 1
+    while ind + inc <= n:
+        word = symbols[ind * width:(ind + inc) * width]
+        if word in words:
+            inc += 1
+        else:
+            words.add(word)
+            ind += inc
+            inc = 1
+    return len(words) / n
+
+
 change_quantiles.fctype = "combiner"  # tsfresh passes the whole parameter list
+cwt_coefficients.fctype = "combiner"
+lempel_ziv_complexity.fctype = "simple"
 # Drop-in replacements tsfresh calls instead of its own calculator of the same name. Only
 # for extraction on this machine: Dask workers get tsfresh's names (they may not have us).
-FAST_CALCULATORS = {"change_quantiles": change_quantiles}
+FAST_CALCULATORS = {"change_quantiles": change_quantiles, "cwt_coefficients": cwt_coefficients,
+                    "lempel_ziv_complexity": lempel_ziv_complexity}
 
 
 def with_fast_calculators(fc_parameters: dict) -> dict:
@@ -274,8 +359,12 @@ class TsfreshFeatures(LongFormatInput, TransformerMixin, BaseEstimator):
 
     def _extract(self, X: pd.DataFrame, dask_address: str | None, processes: int,
                  **settings) -> pd.DataFrame:
+        # Sorted here in one stable sort, rather than by tsfresh one series at a time (~0.2 ms
+        # each, a fifth of a compact prediction); equal times keep the upload's order.
+        if self.column_sort is not None:
+            X = X.sort_values(self.column_sort, kind="stable").drop(columns=self.column_sort)
         # Channel named after the value column when there is no kind column, as tsfresh does.
-        options = dict(column_id=self.column_id, column_sort=self.column_sort,
+        options = dict(column_id=self.column_id, column_sort=None,
                        column_kind=self.column_kind, column_value=self.column_value,
                        disable_progressbar=True)
         if dask_address:

@@ -77,7 +77,7 @@ def test_a_bare_calculator_name_gets_tsfreshs_usual_parameters():
 
 
 # ---------------------------------------------------------------------------------------------
-# Speed: the "fast" settings, the faster change_quantiles, worker processes
+# Speed: the "fast" settings, the faster calculators, worker processes
 
 
 def test_fast_settings_are_efficient_minus_the_costly_calculators():
@@ -126,6 +126,34 @@ def test_change_quantiles_gives_tsfreshs_values(name):
     np.testing.assert_array_equal([v for _, v in got], [v for _, v in expected])
 
 
+@pytest.mark.parametrize("name", list(ODD_SERIES))
+def test_cwt_coefficients_gives_tsfreshs_values(name):
+    from tsfresh.feature_extraction import feature_calculators
+    from tsfresh.feature_extraction.settings import ComprehensiveFCParameters
+
+    from automl.features import cwt_coefficients
+
+    x = np.asarray(ODD_SERIES[name], dtype=np.float64)
+    params = ComprehensiveFCParameters()["cwt_coefficients"] + [
+        {"widths": (3, 7), "coeff": 2, "w": 7}, {"widths": (1,), "coeff": 0, "w": 1}]
+    expected = list(feature_calculators.cwt_coefficients(x, params))
+    got = cwt_coefficients(x, params)
+    assert [k for k, _ in got] == [k for k, _ in expected]
+    np.testing.assert_array_equal([v for _, v in got], [v for _, v in expected])
+
+
+@pytest.mark.parametrize("name", list(ODD_SERIES))
+def test_lempel_ziv_complexity_gives_tsfreshs_values(name):
+    from tsfresh.feature_extraction import feature_calculators
+
+    from automl.features import lempel_ziv_complexity
+
+    x = np.asarray(ODD_SERIES[name], dtype=np.float64)
+    for bins in (2, 3, 5, 10, 100, 1000):
+        np.testing.assert_array_equal(lempel_ziv_complexity(x, bins),
+                                      feature_calculators.lempel_ziv_complexity(x, bins))
+
+
 def _channels_frame(n_series=8, length=30, seed=0):
     rng = np.random.default_rng(seed)
     rows = [(sid, kind, t, float(np.round(rng.normal(), 2)))
@@ -139,8 +167,11 @@ def test_extraction_gives_tsfreshs_values_in_process_and_with_processes():
     from tsfresh import extract_features
 
     raw, y = _channels_frame()
+    # Our calculators (change_quantiles, cwt_coefficients, lempel_ziv_complexity) and tsfresh's,
+    # on rows in no order: the engine sorts them by time once, tsfresh series by series.
     settings = {"change_quantiles": None, "agg_linear_trend": None, "mean": None,
-                "fft_coefficient": None, "quantile": None}
+                "fft_coefficient": None, "quantile": None, "cwt_coefficients": None,
+                "lempel_ziv_complexity": None}
     made = {n_jobs: TsfreshFeatures(column_id="id", column_value="value", column_sort="time",
                                     column_kind="kind", fc_parameters=settings, select=False,
                                     n_jobs=n_jobs).fit_transform(raw, y)
