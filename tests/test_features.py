@@ -106,38 +106,34 @@ ODD_SERIES = {
 }
 
 
+# Parameters beyond tsfresh's comprehensive settings, for our combiners' edge cases.
+EXTRA_PARAMS = {
+    "change_quantiles": [
+        {"ql": 0.6, "qh": 0.2, "isabs": True, "f_agg": "mean"},   # empty corridor
+        {"ql": 0.1, "qh": 0.9, "isabs": False, "f_agg": "median"},
+        {"ql": 0.0, "qh": 0.5, "isabs": True, "f_agg": "std"}],
+    "cwt_coefficients": [
+        {"widths": (3, 7), "coeff": 2, "w": 7}, {"widths": (1,), "coeff": 0, "w": 1}],
+}
+
+
+@pytest.mark.parametrize("calculator", list(EXTRA_PARAMS))
 @pytest.mark.parametrize("name", list(ODD_SERIES))
-def test_change_quantiles_gives_tsfreshs_values(name):
+def test_our_combiners_give_tsfreshs_names_and_values(calculator, name):
     from tsfresh.feature_extraction import feature_calculators
     from tsfresh.feature_extraction.settings import ComprehensiveFCParameters
     from tsfresh.utilities.string_manipulation import convert_to_output_format
 
-    from automl.features import change_quantiles
+    from automl import features
 
     x = np.asarray(ODD_SERIES[name], dtype=np.float64)
-    params = ComprehensiveFCParameters()["change_quantiles"] + [
-        {"ql": 0.6, "qh": 0.2, "isabs": True, "f_agg": "mean"},   # empty corridor
-        {"ql": 0.1, "qh": 0.9, "isabs": False, "f_agg": "median"},
-        {"ql": 0.0, "qh": 0.5, "isabs": True, "f_agg": "std"}]
-    expected = [(convert_to_output_format(p), feature_calculators.change_quantiles(x, **p))
-                for p in params]
-    got = change_quantiles(x, params)
-    assert [k for k, _ in got] == [k for k, _ in expected]
-    np.testing.assert_array_equal([v for _, v in got], [v for _, v in expected])
-
-
-@pytest.mark.parametrize("name", list(ODD_SERIES))
-def test_cwt_coefficients_gives_tsfreshs_values(name):
-    from tsfresh.feature_extraction import feature_calculators
-    from tsfresh.feature_extraction.settings import ComprehensiveFCParameters
-
-    from automl.features import cwt_coefficients
-
-    x = np.asarray(ODD_SERIES[name], dtype=np.float64)
-    params = ComprehensiveFCParameters()["cwt_coefficients"] + [
-        {"widths": (3, 7), "coeff": 2, "w": 7}, {"widths": (1,), "coeff": 0, "w": 1}]
-    expected = list(feature_calculators.cwt_coefficients(x, params))
-    got = cwt_coefficients(x, params)
+    params = ComprehensiveFCParameters()[calculator] + EXTRA_PARAMS[calculator]
+    theirs = getattr(feature_calculators, calculator)
+    if getattr(theirs, "fctype", None) == "combiner":
+        expected = list(theirs(x, params))
+    else:  # as tsfresh's extraction calls a simple calculator: once per parameter
+        expected = [(convert_to_output_format(p), theirs(x, **p)) for p in params]
+    got = getattr(features, calculator)(x, params)
     assert [k for k, _ in got] == [k for k, _ in expected]
     np.testing.assert_array_equal([v for _, v in got], [v for _, v in expected])
 
