@@ -37,14 +37,6 @@ def series_channels(n: int) -> dict[str, list[np.ndarray]]:
     return found
 
 
-def calculator(name: str):
-    from tsfresh.feature_extraction import feature_calculators
-
-    from automl.features import FAST_CALCULATORS
-
-    return FAST_CALCULATORS.get(name) or getattr(feature_calculators, name)
-
-
 def long_frame(values: list[np.ndarray]) -> pd.DataFrame:
     return pd.DataFrame({"id": np.repeat(np.arange(len(values)), [x.size for x in values]),
                          "value": np.concatenate(values)})
@@ -69,6 +61,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="best of this many rounds")
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # calculators warn on odd inputs
+    from tsfresh.feature_extraction import feature_calculators
     from tsfresh.feature_extraction.settings import EfficientFCParameters
 
     data = series_channels(args.series)
@@ -77,7 +70,7 @@ def main() -> None:
                 for name, frame in frames.items()}
     costs = {}
     for name, params in EfficientFCParameters().items():
-        if getattr(calculator(name), "index_type", None) is not None:
+        if getattr(getattr(feature_calculators, name), "index_type", None) is not None:
             continue  # needs a time index (tsfresh skips it for the service's uploads)
         one = params[:1] if params else params
         costs[name] = tuple(  # never below 0: a cheap calculator can time under the baseline
