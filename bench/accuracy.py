@@ -38,8 +38,9 @@ PUBLISHED_NOTE = """
 """
 
 
-def service_run(client, name: str, engine: str, budget_min: float, smoke: bool) -> dict:
-    (X_train, y_train), (X_test, y_test) = _splits(name, smoke)
+def service_run(client, name: str, engine: str, budget_min: float, split, smoke: bool) -> dict:
+    """Train a job on ``split``'s train part through the API; score its test part."""
+    (X_train, y_train), (X_test, y_test) = split
     multichannel = X_train[0].shape[0] > 1
     raw, labels = long_format(X_train, y_train, first_id=0)
     test_raw, _ = long_format(X_test, y_test, first_id=100_000)
@@ -64,11 +65,11 @@ def service_run(client, name: str, engine: str, budget_min: float, smoke: bool) 
             "predict s": predict_s}
 
 
-def minirocket_run(name: str, smoke: bool) -> dict:
+def minirocket_run(split) -> dict:
     """aeon's MiniRocket classifier on the same split: what one line of aeon gets."""
     from aeon.classification.convolution_based import MiniRocketClassifier
 
-    (X_train, y_train), (X_test, y_test) = _splits(name, smoke)
+    (X_train, y_train), (X_test, y_test) = split
     began = time.perf_counter()
     model = MiniRocketClassifier(random_state=0).fit(X_train, y_train)
     accuracy = float(np.mean(model.predict(X_test) == y_test))
@@ -86,12 +87,13 @@ def main() -> None:
     rows = []
     with service() as client:
         for name in datasets:
-            mini = minirocket_run(name, args.smoke)
+            split = standard_split(name, args.smoke)
+            mini = minirocket_run(split)
             runs = [("auto", b) for b in budgets]
             if args.tsfresh_budget:
                 runs.append(("tsfresh", args.tsfresh_budget))
             for engine, budget in runs:
-                row = service_run(client, name, engine, budget, args.smoke)
+                row = service_run(client, name, engine, budget, split, args.smoke)
                 row.update({"MiniRocket acc.": mini["accuracy"], "MiniRocket s": mini["seconds"],
                             **{f"{k} (publ.)": v for k, v in PUBLISHED[name].items()}})
                 rows.append(row)
@@ -131,7 +133,8 @@ def _plot(rows):
     return figure
 
 
-def _splits(name: str, smoke: bool):
+def standard_split(name: str, smoke: bool = False):
+    """((X_train, y_train), (X_test, y_test)) as published with the data set."""
     train, test = load_split(name, "train"), load_split(name, "test")
     if smoke:  # a few series of each class
         train, test = (_few(*train, 8), _few(*test, 5))

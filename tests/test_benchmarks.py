@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ("features", "serving", "training", "accuracy")
+BENCHMARKS = ("features", "serving", "training", "accuracy", "resamples")
 
 
 def test_every_benchmark_writes_its_table_plot_and_rows(tmp_path):
@@ -22,6 +22,8 @@ def test_every_benchmark_writes_its_table_plot_and_rows(tmp_path):
         rows[name] = json.loads((out / f"{name}.json").read_text())
         assert rows[name], name
     assert all(0 <= row["test acc."] <= 1 for row in rows["accuracy"])
+    assert [row["resamples"] for row in rows["resamples"]] == [2]
+    assert 0 <= rows["resamples"][0]["service mean"] <= 1
     assert all(row["ratio"] > 0 for row in rows["serving"] if row.get("ratio") is not None)
     page = (tmp_path / "benchmarks.md").read_text()
     assert "Machine:" in page and "(benchmarks/accuracy.png)" in page
