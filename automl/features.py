@@ -267,7 +267,7 @@ def _linear_fit(y: np.ndarray) -> dict:
     ss_t, ss_ty, ss_y = dt @ dt / n, dt @ dy / n, dy @ dy / n
     if ss_y == 0.0:
         r = np.nan if ss_ty == 0 else 0.0
-    else:  # clipped to [-1, 1] against rounding; NaN (a NaN in y) stays NaN
+    else:  # clipped to [-1, 1] against rounding; NaN (from an infinite y) stays NaN
         r = ss_ty / np.sqrt(ss_t * ss_y)
         r = 1.0 if r > 1.0 else -1.0 if r < -1.0 else r
     slope = ss_ty / ss_t

@@ -82,9 +82,8 @@ model_training: {model: logistic_regression, cv: 3}
     full = [c for c in tried if not c["compact"]]
     top = max(full, key=lambda c: (c["cvScore"], c["cvAccuracy"]))
     close = {c["engine"] for c in full if c["cvScore"] >= top["cvScore"] - top["cvScoreStandardError"]}
-    assert top["engine"] in close and report["engine"] in close
-    if report["engine"] != "tsfresh":
-        assert report["engine"] == max(close, key=PRIOR_RANK.get)
+    assert top["engine"] in close
+    assert report["engine"] == max(close, key=PRIOR_RANK.get)
     assert report["engine"] == report["features"]["engine"]
     assert (classifier.predict(raw).loc[y.index].to_numpy() == y.to_numpy()).mean() > 0.9
 
