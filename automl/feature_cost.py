@@ -92,7 +92,7 @@ TSFRESH_SERIES_MS = 0.058
 # a full extraction cheaper than the table says); at 1/14, 13-15x on all three sets. Test
 # accuracy (3 seeds) against every relevant feature's: GunPoint 0.969 vs 0.978, ItalyPowerDemand
 # 0.959 vs 0.963 (1 of 150 GunPoint series is 0.007; 1/12 gave 0.971 and 0.959), while pooled
-# 5-fold CV on ~10x the series saw no loss (bench/features.py). Tighter budgets (30 features at
+# 5-fold CV on 4-16x the series saw no loss (bench/features.py). Tighter budgets (30 features at
 # 1/20) lost 1.5-2.7 points there, which cross-validation on 50-67 series could not see.
 COMPACT_SPEEDUP, COMPACT_MAX_FEATURES = 14, 50
 # The budget is never below this, in ms per series-channel (tsfresh's own work is 0.06 ms):
