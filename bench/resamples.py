@@ -38,14 +38,15 @@ PUBLISHED_MEAN_30 = {"GunPoint": {"ROCKET": 0.993, "HC2": 0.998},
 MAX_RESAMPLES = 10
 
 
-def resample(name: str, r: int, smoke: bool = False):
-    """The data set's split number ``r`` (0: the standard split)."""
+def resample(standard, r: int):
+    """Split number ``r`` of a data set given its ``standard`` split (which is number 0)."""
     from aeon.benchmarking.resampling import stratified_resample_data
 
-    (X_train, y_train), (X_test, y_test) = standard_split(name, smoke)
-    if r:
-        X_train, y_train, X_test, y_test = stratified_resample_data(
-            X_train, y_train, X_test, y_test, random_state=r)
+    if not r:
+        return standard
+    (X_train, y_train), (X_test, y_test) = standard
+    X_train, y_train, X_test, y_test = stratified_resample_data(
+        X_train, y_train, X_test, y_test, random_state=r)
     return (X_train, y_train), (X_test, y_test)
 
 
@@ -83,8 +84,9 @@ def main() -> None:
     runs = []
     with service() as client:
         for name in datasets:
+            standard = standard_split(name, args.smoke)  # read once; resamples redraw from it
             for r in range(n):
-                split = resample(name, r, args.smoke)
+                split = resample(standard, r)
                 run = service_run(client, name, "auto", budget, split, args.smoke)
                 run.update({"resample": r, "MiniRocket acc.": minirocket_run(split)["accuracy"]})
                 test_size = len(split[1][1])
