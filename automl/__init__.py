@@ -2,17 +2,23 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-from flask import Flask
-
-from . import api, config
-from .errors import register_error_handlers
-from .runner import JobRunner
-from .state import open_state
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 def create_app(overrides: dict | None = None) -> Flask:
     """The application factory: environment settings, then ``overrides`` (tests use these)."""
+    # Imported on first use, not with the package: `automl.client` and `automl.cli` must load
+    # without Flask, tsfresh or aeon.
+    from flask import Flask
+
+    from . import api, config
+    from .errors import register_error_handlers
+    from .runner import JobRunner
+    from .state import open_state
+
     app = Flask(__name__)
     app.config.from_mapping(config.from_environment())
     app.config.from_mapping(overrides or {})
