@@ -152,9 +152,9 @@ def test_the_key_is_sent_as_a_bearer_token(monkeypatch):
     assert Client("http://x").session.headers["Authorization"] == "Bearer k2"
 
 
-def test_the_client_imports_none_of_the_service():
+def test_the_client_and_cli_import_none_of_the_service():
     heavy = ("flask", "tsfresh", "aeon", "sklearn", "tpot", "pandas", "numpy")
-    code = ("import sys, automl.client; "
+    code = ("import sys, automl.client, automl.cli; "
             f"print([m for m in {heavy!r} if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout
