@@ -8,8 +8,17 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 
 
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity, e.g. a container's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def worker_count(n_jobs: int) -> int:
-    return (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
+    """-1: one per available CPU; otherwise ``n_jobs``, never more than there are CPUs."""
+    return available_cpus() if n_jobs == -1 else max(1, min(n_jobs, available_cpus()))
 
 
 @contextmanager

@@ -1,8 +1,11 @@
-"""The parameter file: safe-loaded YAML, checked key by key against an allow-list.
+"""The parameter file: literal YAML (``safe_yaml``), checked key by key against rules with ranges.
 
 The blog post's files spell objects as dotted names and calls (``tpot.TPOTClassifier``,
 ``MinimalFCParameters()``). They are accepted as *aliases* of allow-listed names: the text is
-looked up in a table, never imported or evaluated.
+looked up in a table, never imported or evaluated. Every number has a range; the ranges that
+depend on the instance (its CPUs, the longest budget the operator allows) come from
+:class:`Limits`. :func:`training_schema` and :func:`prediction_schema` describe the same rules
+in JSON Schema for ``/openapi.json``.
 """
 from __future__ import annotations
 
@@ -12,54 +15,48 @@ from typing import Any
 
 import yaml
 
-from .errors import InvalidParameters
+from . import estimators, safe_yaml
+from .checks import (AnyOf, Field, Flag, Nullable, Number, OneOf, Rule, Section, Text, Whole,
+                     Wrong, expect_mapping)
+from .errors import InvalidParameters, excerpt
+from .fc_parameters import FcParameters
 from .parsing import Columns
 
 PIPELINE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-FC_SETTINGS = {
-    "minimal": "minimal", "minimalfcparameters": "minimal", "fast": "fast",
-    "efficient": "efficient", "efficientfcparameters": "efficient",
-    "comprehensive": "comprehensive", "comprehensivefcparameters": "comprehensive",
-}
-IMPUTATION = {
-    "median": "median", "impute": "median", "tsfresh.utilities.dataframe_functions.impute": "median",
-    "zero": "zero", "impute_dataframe_zero": "zero",
-    "tsfresh.utilities.dataframe_functions.impute_dataframe_zero": "zero",
-}
 SEARCH_MODEL = "tpot"
-# name -> (module, class): the only estimators a parameter file can ask for.
-FIXED_MODELS = {
-    "random_forest": ("sklearn.ensemble", "RandomForestClassifier"),
-    "extra_trees": ("sklearn.ensemble", "ExtraTreesClassifier"),
-    "gradient_boosting": ("sklearn.ensemble", "GradientBoostingClassifier"),
-    "hist_gradient_boosting": ("sklearn.ensemble", "HistGradientBoostingClassifier"),
-    "logistic_regression": ("sklearn.linear_model", "LogisticRegression"),
-    "k_neighbors": ("sklearn.neighbors", "KNeighborsClassifier"),
-    "decision_tree": ("sklearn.tree", "DecisionTreeClassifier"),
-    "svc": ("sklearn.svm", "SVC"),
-}
-SCORERS = {
-    "roc_auc": "roc_auc_ovr", "roc_auc_ovr": "roc_auc_ovr", "accuracy": "accuracy",
-    "balanced_accuracy": "balanced_accuracy", "f1_macro": "f1_macro",
-    "neg_log_loss": "neg_log_loss", "log_loss": "neg_log_loss",
-}
-SEARCH_SPACES = ("auto", "linear", "linear-light", "graph", "graph-light")
+AUTO_ENGINE = "auto"
 ENGINES = ("tsfresh", "minirocket", "multirocket")
 COMBINED_ORDER = ("minirocket", "multirocket", "tsfresh")
-AUTO_ENGINE = "auto"
+SCORERS = ("roc_auc_ovr", "accuracy", "balanced_accuracy", "f1_macro", "neg_log_loss")
+SCORER_ALIASES = {"roc_auc": "roc_auc_ovr", "log_loss": "neg_log_loss"}
+SEARCH_SPACES = ("auto", "linear", "linear-light", "graph", "graph-light")
+IMPUTATION_ALIASES = {"impute": "median", "tsfresh.utilities.dataframe_functions.impute": "median",
+                      "impute_dataframe_zero": "zero",
+                      "tsfresh.utilities.dataframe_functions.impute_dataframe_zero": "zero"}
+MODEL_ALIASES = {"tpot.tpotclassifier": SEARCH_MODEL, "tpotclassifier": SEARCH_MODEL,
+                 **estimators.aliases()}
+FIXED_MODELS = tuple(estimators.FIXED_MODELS)
+MAX_GENERATIONS, MAX_POPULATION = 1_000, 1_000
+MAX_VERSION = 1_000_000
+SECTIONS = ("extract_features", "feature_selection", "model_training", "tpot_classifier")
 
 
-def _model_aliases() -> dict[str, str]:
-    aliases = {SEARCH_MODEL: SEARCH_MODEL, "tpot.tpotclassifier": SEARCH_MODEL,
-               "tpotclassifier": SEARCH_MODEL}
-    for name, (module, cls) in FIXED_MODELS.items():
-        for spelling in (name, cls, f"{module}.{cls}", f"sklearn.{cls}"):
-            aliases[spelling.lower()] = name
-    return aliases
+@dataclass(frozen=True)
+class Limits:
+    """The ranges that depend on the instance: its settings and the CPUs it may use."""
 
+    cpus: int = 1
+    max_budget_mins: float = 60.0          # AUTOML_MAX_BUDGET_MINS
+    fixed_model_budget_mins: float = 10.0  # AUTOML_FIXED_MODEL_BUDGET_MINS
 
-MODEL_ALIASES = _model_aliases()
+    @classmethod
+    def from_settings(cls, settings) -> Limits:
+        from .compute import available_cpus
+
+        return cls(cpus=available_cpus(),
+                   max_budget_mins=float(settings.get("MAX_BUDGET_MINS", cls.max_budget_mins)),
+                   fixed_model_budget_mins=float(settings.get("FIXED_MODEL_BUDGET_MINS",
+                                                              cls.fixed_model_budget_mins)))
 
 
 @dataclass(frozen=True)
@@ -103,6 +100,13 @@ class ModelParams:
     estimator_args: dict = field(default_factory=dict)  # for a fixed estimator
     cv: int = 5
     positive_class: Any = None
+    # The whole job's budget: the search's max_time_mins, or for a fixed model
+    # model_training.max_time_mins (default: the instance's fixed-model budget).
+    max_time_mins: float = SearchParams.max_time_mins
+
+    @property
+    def searching(self) -> bool:
+        return self.model == SEARCH_MODEL
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,141 @@ class TrainingParams:
 @dataclass(frozen=True)
 class PredictionParams:
     pipeline_id: str
+    version: int | None = None  # a version of the pipeline; None: the current one
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules particular to parameter files
+
+
+class PipelineId(Rule):
+    """An id exactly as written (``010`` is ``"010"``): it names keys and files."""
+
+    allowed = ("must be a number or a name of letters, digits, '_', '.', '-' (at most 64, "
+               "starting with a letter or digit)")
+
+    def __call__(self, value):
+        text = safe_yaml.written(value) if isinstance(value, (str, int, float)) \
+            and not isinstance(value, bool) else ""
+        if not PIPELINE_ID.match(text):
+            raise Wrong(self.allowed)
+        return text
+
+    def schema(self):
+        return {"anyOf": [{"type": "string", "pattern": PIPELINE_ID.pattern},
+                          {"type": "integer", "minimum": 0}]}
+
+
+class Engine(Rule):
+    """One engine name, auto, or a list of engines to join (one alone means just that one)."""
+
+    allowed = f"must be {AUTO_ENGINE}, one of {', '.join(ENGINES)}, or a list of them to combine"
+
+    def __call__(self, value):
+        names = value if isinstance(value, list) else [value]
+        if not names or len(names) > len(ENGINES) or not all(isinstance(n, str) for n in names):
+            raise Wrong(self.allowed)
+        names = [n.strip().lower() for n in names]
+        if names == [AUTO_ENGINE]:
+            return AUTO_ENGINE
+        if not all(n in ENGINES for n in names) or len(set(names)) != len(names):
+            raise Wrong(self.allowed + " (each once)")
+        # Cheapest first, as auto joins them: minirocket+tsfresh whichever way it was written.
+        return names[0] if len(names) == 1 else tuple(sorted(names, key=COMBINED_ORDER.index))
+
+    def schema(self):
+        return {"anyOf": [{"type": "string", "enum": [AUTO_ENGINE, *ENGINES]},
+                          {"type": "array", "items": {"type": "string", "enum": list(ENGINES)},
+                           "minItems": 1, "maxItems": len(ENGINES), "uniqueItems": True}]}
+
+
+def _workers(cpus: int, allow_zero: bool) -> Rule:
+    """-1 (one per CPU) or a count no larger than the CPUs this instance may use."""
+    lowest = 0 if allow_zero else 1
+    return AnyOf(_MinusOne(), Whole(lowest, cpus),
+                 allowed=f"must be -1 (one per CPU) or from {lowest} to {cpus}, the CPUs this "
+                         "service may use")
+
+
+class _MinusOne(Rule):
+    def __call__(self, value):
+        if isinstance(value, int) and not isinstance(value, bool) and value == -1:
+            return -1
+        raise Wrong("must be -1")
+
+    def schema(self):
+        return {"const": -1}
+
+
+COLUMN = Text()
+SEED = estimators.SEED
+
+
+def _feature_section(limits: Limits) -> Section:
+    d, c = FeatureParams(), Columns()
+    return Section((
+        Field("column_id", COLUMN, c.id, "series id column (in raw_data and labels)"),
+        Field("column_value", Text(forbidden="__", why=": tsfresh joins channel and feature "
+                                   "names with it"), c.value, "value column"),
+        Field("column_sort", Nullable(COLUMN), c.sort, "time column to order rows by "
+              "(numbers or dates); without it, file order is time order"),
+        Field("column_kind", Nullable(COLUMN), c.kind, "channel column, for multivariate series"),
+        Field("column_label", COLUMN, c.label, "label column of labels"),
+        Field("engine", Engine(), d.engine, "tsfresh, minirocket, multirocket, auto, or a "
+              "list of engines to join"),
+        Field("default_fc_parameters", FcParameters(), d.default_fc_parameters,
+              "tsfresh settings: minimal, fast, efficient, comprehensive, a list of calculator "
+              "names, or {calculator: [ {param: value} ]}"),
+        Field("impute_function", OneOf(["median", "zero"], IMPUTATION_ALIASES),
+              d.impute_function, "how missing tsfresh features are filled"),
+        Field("n_jobs", _workers(limits.cpus, allow_zero=True), d.n_jobs,
+              "tsfresh's extraction processes: -1 automatic, 0 in-process"),
+    ), doc="How series become features.")
+
+
+SELECTION_SECTION = Section((
+    Field("enabled", Flag(), SelectionParams.enabled, "keep only tsfresh features that pass "
+          "its relevance test (redone in each CV fold)"),
+    Field("fdr_level", Number(0.0, 1.0, exclusive_minimum=True), SelectionParams.fdr_level,
+          "the relevance test's false discovery rate"),
+    Field("compact", Flag(), SelectionParams.compact, "also try a model on at most 50 "
+          "important, cheap tsfresh features"),
+), doc="tsfresh's feature selection.")
+
+
+def _search_section(limits: Limits) -> Section:
+    d = SearchParams()
+    budget = Number(0.0, limits.max_budget_mins, exclusive_minimum=True)
+    return Section((
+        Field("generations", Whole(1, MAX_GENERATIONS), d.generations, "TPOT generations"),
+        Field("population_size", Whole(2, MAX_POPULATION), d.population_size,
+              "pipelines per generation"),
+        Field("max_time_mins", budget, d.max_time_mins, "budget of the whole job in minutes, "
+              "feature extraction included"),
+        Field("max_eval_time_mins", budget, d.max_eval_time_mins,
+              "budget of one pipeline's evaluation (at most max_time_mins)"),
+        Field("scoring", OneOf(SCORERS, SCORER_ALIASES), d.scoring, "the search's objective"),
+        Field("search_space", OneOf(SEARCH_SPACES), d.search_space, "TPOT search space"),
+        Field("random_state", SEED, d.random_state, "seed, for repeatable searches"),
+        Field("n_jobs", _workers(limits.cpus, allow_zero=False), d.n_jobs,
+              "workers of the search's local Dask cluster (-1: one per CPU)"),
+        Field("verbosity", Whole(0, 5), d.verbosity, "TPOT's log level on the server's output"),
+    ), doc="TPOT's arguments (model: tpot).")
+
+
+def _model_section(limits: Limits, model_args_schema: dict) -> Section:
+    return Section((
+        Field("model", OneOf([SEARCH_MODEL, *FIXED_MODELS], MODEL_ALIASES), SEARCH_MODEL,
+              "tpot searches; or one fixed estimator"),
+        Field("cv", Whole(2, 20), ModelParams.cv, "cross-validation folds (lowered to the "
+              "smallest class size)"),
+        Field("positive_class", Nullable(Text()), None, "binary only: whose probability "
+              "/serve_prediction returns (default: the larger label)"),
+        Field("max_time_mins", Number(0.0, limits.max_budget_mins, exclusive_minimum=True), None,
+              f"fixed models only: the job's budget in minutes (default "
+              f"{limits.fixed_model_budget_mins:g}); for tpot use model_args.max_time_mins"),
+    ), doc="The model: a TPOT search or a fixed estimator.",
+        extra={"model_args": model_args_schema})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -132,10 +271,15 @@ class PredictionParams:
 
 def load_yaml(payload: bytes, field_name: str = "params") -> dict:
     try:
-        document = yaml.safe_load(payload.decode("utf-8-sig")) if payload.strip() else {}
-    except (UnicodeDecodeError, yaml.YAMLError) as err:
-        raise InvalidParameters(f"{field_name} is not valid YAML ({_first_line(err)}). "
-                                "Send a YAML mapping such as 'pipeline_id: 1'.") from None
+        text = payload.decode("utf-8-sig")
+        document = safe_yaml.load(text) if text.strip() else {}
+    except UnicodeDecodeError as err:
+        raise InvalidParameters(f"{field_name} is not UTF-8 text (byte {err.start}). Send a "
+                                "YAML mapping such as 'pipeline_id: 1'.") from None
+    except yaml.YAMLError as err:
+        raise InvalidParameters(f"{field_name} is not a parameter file this service reads: "
+                                f"{_yaml_problem(err)}. Send a YAML mapping such as "
+                                "'pipeline_id: 1'.") from None
     if document is None:
         document = {}
     if not isinstance(document, dict):
@@ -144,276 +288,129 @@ def load_yaml(payload: bytes, field_name: str = "params") -> dict:
     return document
 
 
-def parse_training_params(payload: bytes) -> TrainingParams:
-    doc = _Section(load_yaml(payload), "")
-    pipeline_id = doc.pop("pipeline_id", None, _pipeline_id)
-    legacy_tpot = doc.pop_section("tpot_classifier")  # the post's earliest file layout
-    features = _feature_params(doc.pop_section("extract_features", "feature_extraction"))
-    selection = _selection_params(doc.pop_section("feature_selection"))
-    training = doc.pop_section("model_training")
-    if legacy_tpot.values:
-        if training.values:
+def parse_training_params(payload: bytes, limits: Limits = Limits()) -> TrainingParams:
+    doc = dict(load_yaml(payload))
+    legacy = doc.pop("tpot_classifier", None)  # the post's earliest file layout
+    training = _one_of(doc, "model_training")
+    if legacy is not None:
+        if training is not None:
             raise InvalidParameters("Use either 'tpot_classifier' or 'model_training', not both.")
-        training = _Section({"model": "tpot", "model_args": legacy_tpot.values}, "model_training")
-    model = _model_params(training)
-    run_async = doc.pop("async", False, _bool)
-    doc.reject_rest()
-    return TrainingParams(pipeline_id, features, selection, model, run_async)
+        training = {"model": SEARCH_MODEL, "model_args": expect_mapping(legacy, "tpot_classifier")}
+    features = _one_of(doc, "extract_features", "feature_extraction")
+    selection = _one_of(doc, "feature_selection")
+    top = Section((Field("pipeline_id", PipelineId(), None, ""),
+                   Field("async", Flag(), False, "")),
+                  extra=dict.fromkeys(SECTIONS, {})).read(doc, "")
+    return TrainingParams(top["pipeline_id"], _feature_params(features, limits),
+                          SelectionParams(**SELECTION_SECTION.read(selection, "feature_selection")),
+                          _model_params(training, limits), top["async"])
 
 
 def parse_prediction_params(payload: bytes) -> PredictionParams:
-    doc = _Section(load_yaml(payload), "")
-    pipeline_id = doc.pop("pipeline_id", None, _pipeline_id)
-    doc.reject_rest()
-    if pipeline_id is None:
+    read = _prediction_section().read(load_yaml(payload), "")
+    if read["pipeline_id"] is None:
         raise InvalidParameters("params has no 'pipeline_id': name the trained pipeline to "
                                 "predict with, e.g. 'pipeline_id: 1' (GET /models lists them).")
-    return PredictionParams(pipeline_id)
+    return PredictionParams(read["pipeline_id"], read["version"])
 
 
-def _feature_params(section: _Section) -> FeatureParams:
-    default = Columns()
-    columns = Columns(
-        id=section.pop("column_id", default.id, _column_name),
-        value=section.pop("column_value", default.value, _column_name),
-        sort=section.pop("column_sort", default.sort, _optional(_column_name)),
-        kind=section.pop("column_kind", default.kind, _optional(_column_name)),
-        label=section.pop("column_label", default.label, _column_name),
-    )
-    engine = section.pop("engine", FeatureParams.engine, _engine)
-    settings = section.pop("default_fc_parameters", FeatureParams.default_fc_parameters,
-                           _fc_parameters)
-    impute = section.pop("impute_function", FeatureParams.impute_function,
-                         _choice(IMPUTATION, "median or zero"))
-    n_jobs = section.pop("n_jobs", FeatureParams.n_jobs, _int(minimum=-1))
-    section.reject_rest()
-    return FeatureParams(columns, engine, settings, impute, n_jobs)
+def _prediction_section() -> Section:
+    return Section((
+        Field("pipeline_id", PipelineId(), None, "the trained pipeline to predict with"),
+        Field("version", Nullable(Whole(1, MAX_VERSION)), None,
+              "one of its versions (default: the one its current alias points to)"),
+    ), doc="The parameter file of POST /serve_prediction (YAML).")
 
 
-def _selection_params(section: _Section) -> SelectionParams:
-    enabled = section.pop("enabled", SelectionParams.enabled, _bool)
-    fdr_level = section.pop("fdr_level", SelectionParams.fdr_level, _fraction)
-    compact = section.pop("compact", SelectionParams.compact, _bool)
-    section.reject_rest()
-    return SelectionParams(enabled, fdr_level, compact)
+def _one_of(doc: dict, *keys: str):
+    present = [k for k in keys if k in doc]
+    if len(present) > 1:
+        raise InvalidParameters(f"Give only one of {', '.join(map(repr, present))}: they are "
+                                "the same section.")
+    return doc.pop(present[0]) if present else None
 
 
-def _model_params(section: _Section) -> ModelParams:
-    model = section.pop("model", SEARCH_MODEL, _choice(MODEL_ALIASES, "tpot or one of "
-                                                        + ", ".join(FIXED_MODELS)))
-    cv = section.pop("cv", ModelParams.cv, _int(minimum=2, maximum=20))
-    positive_class = section.pop("positive_class", None, _scalar)
-    args = section.pop_section("model_args")
-    section.reject_rest()
+def _feature_params(section, limits: Limits) -> FeatureParams:
+    read = _feature_section(limits).read(section, "extract_features")
+    columns = Columns(id=read.pop("column_id"), value=read.pop("column_value"),
+                      sort=read.pop("column_sort"), kind=read.pop("column_kind"),
+                      label=read.pop("column_label"))
+    named = [n for n in (columns.id, columns.value, columns.sort, columns.kind) if n is not None]
+    if len(set(named)) != len(named):
+        raise InvalidParameters("extract_features: column_id, column_value, column_sort and "
+                                "column_kind must name different columns.")
+    return FeatureParams(columns, **read)
+
+
+def _model_params(section, limits: Limits) -> ModelParams:
+    section = dict(expect_mapping(section, "model_training"))
+    args = section.pop("model_args", None)
+    read = _model_section(limits, {}).read(section, "model_training")
+    model = read["model"]
     if model == SEARCH_MODEL:
-        search = _search_params(args)
-        return ModelParams(model, search, {}, cv, positive_class)
-    return ModelParams(model, SearchParams(), _estimator_args(model, args), cv, positive_class)
+        if read["max_time_mins"] is not None:
+            raise InvalidParameters("'model_training.max_time_mins' is for fixed models; a "
+                                    "search's budget is 'model_training.model_args.max_time_mins'.")
+        read_args = _search_section(limits).read(args, "model_training.model_args")
+        if "max_eval_time_mins" not in (args or {}):  # the default, within a short budget
+            read_args["max_eval_time_mins"] = min(read_args["max_eval_time_mins"],
+                                                  read_args["max_time_mins"])
+        search = SearchParams(**read_args)
+        if search.max_eval_time_mins > search.max_time_mins:
+            raise InvalidParameters(
+                f"'model_training.model_args.max_eval_time_mins' ({search.max_eval_time_mins:g}) "
+                f"is longer than the whole budget, max_time_mins ({search.max_time_mins:g}).")
+        return ModelParams(model, search, {}, read["cv"], read["positive_class"],
+                           search.max_time_mins)
+    given = estimators.arguments_section(model).read(args, "model_training.model_args")
+    estimator_args = {k: v for k, v in given.items() if k in (args or {})}
+    _validate_estimator(model, estimator_args)
+    budget = read["max_time_mins"] or limits.fixed_model_budget_mins
+    return ModelParams(model, SearchParams(), estimator_args, read["cv"],
+                       read["positive_class"], budget)
 
 
-def _search_params(section: _Section) -> SearchParams:
-    d = SearchParams()
-    search = SearchParams(
-        generations=section.pop("generations", d.generations, _int(minimum=1)),
-        population_size=section.pop("population_size", d.population_size, _int(minimum=2)),
-        max_time_mins=section.pop("max_time_mins", d.max_time_mins, _positive_number),
-        max_eval_time_mins=section.pop("max_eval_time_mins", d.max_eval_time_mins,
-                                       _positive_number),
-        scoring=section.pop("scoring", d.scoring, _choice(SCORERS, ", ".join(SCORERS))),
-        search_space=section.pop("search_space", d.search_space,
-                                 _choice({s: s for s in SEARCH_SPACES}, ", ".join(SEARCH_SPACES))),
-        random_state=section.pop("random_state", d.random_state, _optional(_int(minimum=0))),
-        n_jobs=section.pop("n_jobs", d.n_jobs, _n_jobs),
-        verbosity=section.pop("verbosity", d.verbosity, _int(minimum=0, maximum=5)),
-    )
-    section.reject_rest()
-    return search
-
-
-def _estimator_args(model: str, section: _Section) -> dict:
-    """Arguments for a fixed estimator: names it accepts, plain scalar values it validates."""
+def _validate_estimator(model: str, args: dict) -> None:
+    """scikit-learn's own checks of the arguments together (e.g. a solver and a penalty)."""
     from sklearn.utils._param_validation import InvalidParameterError
 
-    estimator = build_fixed_estimator(model, {})
-    allowed = estimator.get_params(deep=False)
-    args = {}
-    for key in list(section.values):
-        if key not in allowed:
-            raise InvalidParameters(f"'{section.path(key)}' is not an argument of "
-                                    f"{type(estimator).__name__}; allowed: {', '.join(sorted(allowed))}.")
-        args[key] = section.pop(key, None, _scalar)
     try:
-        estimator.set_params(**args)._validate_params()
+        estimators.build(model, args)._validate_params()
     except (InvalidParameterError, ValueError, TypeError) as err:
-        raise InvalidParameters(f"model_training.model_args: {err}") from None
-    return args
-
-
-def build_fixed_estimator(model: str, args: dict):
-    import importlib
-
-    module, cls = FIXED_MODELS[model]
-    estimator = getattr(importlib.import_module(module), cls)()
-    if model == "svc":
-        estimator.set_params(probability=True)  # scores need predict_proba
-    return estimator.set_params(**args)
+        raise InvalidParameters(f"model_training.model_args: {excerpt(str(err), 300)}") from None
 
 
 # ---------------------------------------------------------------------------------------------
-# Key-by-key checking
+# The same rules as JSON Schema, for /openapi.json
 
 
-class _Section:
-    """A mapping being consumed key by key, so whatever is left over can be named as unknown."""
-
-    def __init__(self, values: Any, path: str):
-        if values is None:
-            values = {}
-        if not isinstance(values, dict):
-            raise InvalidParameters(f"'{path}' must be a mapping of keys to values.")
-        self.values = dict(values)
-        self.prefix = path
-
-    def path(self, key: str) -> str:
-        return f"{self.prefix}.{key}" if self.prefix else str(key)
-
-    def pop(self, key: str, default: Any, check) -> Any:
-        if key not in self.values:
-            return default
-        value = self.values.pop(key)
-        try:
-            return check(value)
-        except _Wrong as wrong:
-            raise InvalidParameters(f"'{self.path(key)}' {wrong} (got {value!r}).") from None
-
-    def pop_section(self, *keys: str) -> _Section:
-        present = [k for k in keys if k in self.values]
-        if len(present) > 1:
-            raise InvalidParameters(f"Give only one of {', '.join(map(repr, present))}: they are "
-                                    "the same section.")
-        key = present[0] if present else keys[0]
-        return _Section(self.values.pop(key, None), self.path(key))
-
-    def reject_rest(self) -> None:
-        if self.values:
-            key = sorted(map(str, self.values))[0]
-            where = f"in '{self.prefix}'" if self.prefix else "at the top level"
-            raise InvalidParameters(f"Unknown key '{self.path(key)}' {where}. Check the spelling "
-                                    "against the parameter reference in the README.")
+def training_schema(limits: Limits) -> dict:
+    model_args = {"description": "For tpot: TPOT's arguments; for a fixed estimator: its "
+                                 "arguments (each model's are listed).",
+                  "anyOf": [_search_section(limits).schema(),
+                            *(estimators.arguments_section(m).schema() for m in FIXED_MODELS)]}
+    schema = Section((
+        Field("pipeline_id", PipelineId(), None, "id to store the pipeline under (default: the "
+              "next free whole number); an existing id gets a new version"),
+        Field("async", Flag(), False, "answer 202 with a job at once instead of waiting"),
+    ), doc="The parameter file of POST /train_model (YAML; every key optional).", extra={
+        "extract_features": _feature_section(limits).schema(),
+        "feature_selection": SELECTION_SECTION.schema(),
+        "model_training": _model_section(limits, model_args).schema(),
+        "tpot_classifier": {**_search_section(limits).schema(),
+                            "description": "The post's earliest layout: model_args of tpot."},
+    }).schema()
+    return schema
 
 
-class _Wrong(Exception):
-    """What a value should have been; _Section.pop adds the key and the value."""
+def prediction_schema() -> dict:
+    return _prediction_section().schema()
 
 
-def _int(minimum: int | None = None, maximum: int | None = None):
-    def check(value):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _Wrong("must be a whole number")
-        if minimum is not None and value < minimum:
-            raise _Wrong(f"must be at least {minimum}")
-        if maximum is not None and value > maximum:
-            raise _Wrong(f"must be at most {maximum}")
-        return value
-    return check
-
-
-def _n_jobs(value):
-    if isinstance(value, int) and not isinstance(value, bool) and (value >= 1 or value == -1):
-        return value
-    raise _Wrong("must be a positive number of workers, or -1 for one per CPU")
-
-
-def _positive_number(value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise _Wrong("must be a number greater than 0")
-    return float(value)
-
-
-def _fraction(value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-        raise _Wrong("must be a number in (0, 1]")
-    return float(value)
-
-
-def _bool(value):
-    if not isinstance(value, bool):
-        raise _Wrong("must be true or false")
-    return value
-
-
-def _scalar(value):
-    if value is not None and not isinstance(value, (str, int, float, bool)):
-        raise _Wrong("must be a single value (text, number, true/false or null)")
-    return value
-
-
-def _optional(check):
-    return lambda value: None if value is None else check(value)
-
-
-def _column_name(value):
-    if not isinstance(value, (str, int)) or isinstance(value, bool) or str(value) == "":
-        raise _Wrong("must be a column name")
-    return str(value)
-
-
-def _pipeline_id(value):
-    text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
-    if not PIPELINE_ID.match(text):
-        raise _Wrong("must be a number or a name of letters, digits, '_', '.', '-' "
-                     "(at most 64, starting with a letter or digit)")
-    return text
-
-
-def _choice(table: dict[str, str], allowed: str):
-    def check(value):
-        if not isinstance(value, str) or value.strip().lower().removesuffix("()") not in table:
-            raise _Wrong(f"must be one of: {allowed}")
-        return table[value.strip().lower().removesuffix("()")]
-    return check
-
-
-def _engine(value):
-    """One engine name, auto, or a list of engines to combine (one alone means just that one)."""
-    allowed = f"must be {AUTO_ENGINE}, one of {', '.join(ENGINES)}, or a list of them to combine"
-    names = value if isinstance(value, list) else [value]
-    if not names or not all(isinstance(n, str) for n in names):
-        raise _Wrong(allowed)
-    names = [n.strip().lower() for n in names]
-    if names == [AUTO_ENGINE]:
-        return AUTO_ENGINE
-    if not all(n in ENGINES for n in names) or len(set(names)) != len(names):
-        raise _Wrong(allowed + " (each once)")
-    # Cheapest first, as auto joins them: minirocket+tsfresh whichever way it was written.
-    return names[0] if len(names) == 1 else tuple(sorted(names, key=COMBINED_ORDER.index))
-
-
-def _fc_parameters(value):
-    """A settings name, a list of calculator names, or {calculator: None | [ {param: value} ]}."""
-    from tsfresh.feature_extraction.settings import ComprehensiveFCParameters
-
-    if isinstance(value, str):
-        name = value.strip().lower().removesuffix("()").rsplit(".", 1)[-1]
-        if name in FC_SETTINGS:
-            return FC_SETTINGS[name]
-        raise _Wrong("must be minimal, fast, efficient, comprehensive, or a list of tsfresh calculators")
-    if isinstance(value, list):
-        value = {name: None for name in value}
-    if not isinstance(value, dict) or not value:
-        raise _Wrong("must be minimal, fast, efficient, comprehensive, or a list of tsfresh calculators")
-    known = ComprehensiveFCParameters()
-    for name, params in value.items():
-        if name not in known:
-            raise _Wrong(f"names an unknown tsfresh calculator {name!r}")
-        if params is not None and not (
-            isinstance(params, list)
-            and all(isinstance(p, dict) and all(isinstance(v, (str, int, float, bool))
-                                                for v in p.values()) for p in params)
-        ):
-            raise _Wrong(f"gives {name!r} parameters that are not a list of mappings of plain values")
-    return value
-
-
-def _first_line(err: Exception) -> str:
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """What PyYAML found wrong and where, in one short line."""
+    if isinstance(err, yaml.MarkedYAMLError):
+        mark = err.problem_mark or err.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        return f"{err.problem or err.context or 'unreadable YAML'}{where}"[:200]
+    return (str(err) or type(err).__name__)[:200]
