@@ -4,6 +4,7 @@ Both offer the same few operations on byte values under slash-separated keys, en
 model store and the job queue to be written once:
 
     get(key)              bytes or None
+    exists(key)           whether a value is stored under key
     put(key, value)       atomic replace: readers see the old value or the new, never a mix
     put_new(key, value)   create only; False if the key exists (ids are never handed out twice)
     delete(*keys)
@@ -11,10 +12,13 @@ model store and the job queue to be written once:
     increment(counter)    the next whole number of a counter shared by every process
     lock(name)            a lock held across processes (and, with Redis, machines)
 
-An unreachable Redis raises ``StoreUnavailable`` (503) from any of them.
+An unreachable Redis raises ``StoreUnavailable`` (503) from any of them; a store that is full
+raises ``StoreFull`` (507) and one that cannot be written ``StoreReadOnly`` (503) from the
+writes. A failed write leaves nothing behind: the value before it stays whole.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import tempfile
@@ -23,7 +27,29 @@ from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 
-from .errors import StoreUnavailable
+from .errors import StoreFull, StoreReadOnly, StoreUnavailable
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _directory_errors(method):
+    """A full or unwritable disk as the service's errors, saying what the operator can do."""
+    @wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as err:
+            if err.errno in _FULL:
+                raise StoreFull(f"The model store ({self.root}) is full; nothing was changed. "
+                                "Free disk space or delete old pipelines, then retry.") from err
+            if err.errno in _READ_ONLY:
+                raise StoreReadOnly(f"The model store ({self.root}) cannot be written "
+                                    f"({os.strerror(err.errno)}); nothing was changed. The "
+                                    "operator must make it writable; stored pipelines are "
+                                    "still served.") from err
+            raise
+    return wrapper
 
 
 class DirectoryBackend:
@@ -39,13 +65,23 @@ class DirectoryBackend:
 
     def get(self, key: str) -> bytes | None:
         try:
-            return self._path(key).read_bytes()
-        except FileNotFoundError:
+            return self._path(key, create=False).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
 
-    def put(self, key: str, value: bytes) -> None:
-        os.replace(self._temporary(key, value), self._path(key))
+    def exists(self, key: str) -> bool:
+        return self._path(key, create=False).is_file()
 
+    @_directory_errors
+    def put(self, key: str, value: bytes) -> None:
+        tmp = self._temporary(key, value)
+        try:
+            os.replace(tmp, self._path(key))
+        except BaseException:
+            _unlink(tmp)
+            raise
+
+    @_directory_errors
     def put_new(self, key: str, value: bytes) -> bool:
         tmp = self._temporary(key, value)
         try:
@@ -54,19 +90,21 @@ class DirectoryBackend:
         except FileExistsError:
             return False
         finally:
-            os.unlink(tmp)
+            _unlink(tmp)
 
+    @_directory_errors
     def delete(self, *keys: str) -> None:
         for key in keys:
-            self._path(key).unlink(missing_ok=True)
+            self._path(key, create=False).unlink(missing_ok=True)
 
     def keys(self, prefix: str) -> list[str]:
-        folder = self._path(prefix)
+        folder = self._path(prefix, create=False)
         if not folder.is_dir():
             return []
         return [f"{prefix}/{p.name}" for p in folder.iterdir()
                 if p.is_file() and not p.name.startswith(".")]
 
+    @_directory_errors
     def increment(self, counter: str) -> int:
         with self.lock(f"counter-{counter}"):
             value = int(self.get(f"counters/{counter}") or 0) + 1
@@ -78,7 +116,7 @@ class DirectoryBackend:
         # flock serialises processes; the thread lock serialises threads of this process,
         # which share one open-file description and would not exclude each other.
         thread_lock = self._thread_locks.setdefault(name, threading.Lock())
-        with thread_lock, open(self._path(f"locks/{name}"), "a") as handle:
+        with thread_lock, self._lock_file(name) as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -88,18 +126,34 @@ class DirectoryBackend:
     def ping(self) -> None:
         self.root.stat()
 
-    def _path(self, key: str) -> Path:
+    @_directory_errors
+    def _lock_file(self, name: str):
+        return open(self._path(f"locks/{name}"), "a")
+
+    def _path(self, key: str, create: bool = True) -> Path:
         path = self.root / key
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
     def _temporary(self, key: str, value: bytes) -> str:
         fd, tmp = tempfile.mkstemp(dir=self._path(key).parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(value)
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(value)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:  # e.g. the disk filled up: leave no partial file behind
+            _unlink(tmp)
+            raise
         return tmp
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _unavailable_on_connection_errors(method):
@@ -113,6 +167,16 @@ def _unavailable_on_connection_errors(method):
             raise StoreUnavailable(
                 f"The Redis store at {self.describe()} is unreachable ({err}). Nothing was "
                 "changed; retry when it is back (the service reconnects on its own).") from err
+        except redis.ReadOnlyError as err:
+            raise StoreReadOnly(f"The Redis store at {self.describe()} is read-only (a "
+                                "replica?); nothing was changed. Point REDIS_URL at the "
+                                "primary.") from err
+        except redis.ResponseError as err:
+            if str(err).startswith("OOM"):
+                raise StoreFull(f"The Redis store at {self.describe()} is full (maxmemory); "
+                                "nothing was changed. Delete old pipelines or give Redis more "
+                                "memory, then retry.") from err
+            raise
     return wrapper
 
 
@@ -138,6 +202,10 @@ class RedisBackend:
     @_unavailable_on_connection_errors
     def get(self, key: str) -> bytes | None:
         return self.client.get(self._key(key))
+
+    @_unavailable_on_connection_errors
+    def exists(self, key: str) -> bool:
+        return bool(self.client.exists(self._key(key)))
 
     @_unavailable_on_connection_errors
     def put(self, key: str, value: bytes) -> None:

@@ -1,4 +1,8 @@
-"""Settings, with their defaults, overridable from the environment (12-factor, as on Cloud Foundry)."""
+"""Settings, with their defaults, overridable from the environment (12-factor, as on Cloud Foundry).
+
+Every setting that is a number has a range; a value outside it (or no number at all) stops
+the service at start with a message naming the variable, rather than misbehaving later.
+"""
 from __future__ import annotations
 
 import json
@@ -6,9 +10,45 @@ import os
 from urllib.parse import quote
 
 
-def from_environment() -> dict:
-    env = os.environ
-    return {
+class ConfigurationError(RuntimeError):
+    """The service cannot start as configured; the message says what to change."""
+
+
+# variable -> (setting, default, minimum, maximum, type)
+NUMBERS = {
+    # Flask answers 413 above this many MB per request.
+    "MAX_UPLOAD_MB": ("MAX_UPLOAD_MB", 100.0, 0.01, 100_000.0, float),
+    # Trainings running at once across every instance sharing the store; the rest queue.
+    "AUTOML_MAX_CONCURRENT_TRAININGS": ("MAX_CONCURRENT_TRAININGS", 1, 1, 1_000, int),
+    # Trainings waiting in the queue at most (429 beyond): their uploads are kept in the store.
+    "AUTOML_MAX_QUEUED_JOBS": ("MAX_QUEUED_JOBS", 20, 1, 100_000, int),
+    # The longest budget (max_time_mins) a parameter file may ask for.
+    "AUTOML_MAX_BUDGET_MINS": ("MAX_BUDGET_MINS", 60.0, 0.1, 100_000.0, float),
+    # The budget of a fixed-model job that does not set model_training.max_time_mins.
+    "AUTOML_FIXED_MODEL_BUDGET_MINS": ("FIXED_MODEL_BUDGET_MINS", 10.0, 0.1, 100_000.0, float),
+    # How many times a job is started in all when its training process keeps disappearing.
+    "AUTOML_JOB_ATTEMPTS": ("JOB_ATTEMPTS", 2, 1, 10, int),
+    # A running job whose heartbeat is older than this is taken to have lost its process.
+    "AUTOML_JOB_STALE_SECONDS": ("JOB_STALE_SECONDS", 30.0, 2.0, 3_600.0, float),
+    # Finished jobs are forgotten after this many days, and beyond this many records.
+    "AUTOML_JOB_RETENTION_DAYS": ("JOB_RETENTION_DAYS", 7.0, 0.0, 36_500.0, float),
+    "AUTOML_MAX_JOB_RECORDS": ("MAX_JOB_RECORDS", 1_000, 1, 10_000_000, int),
+    # Finished versions kept per pipeline (the current one is always kept).
+    "AUTOML_KEEP_VERSIONS": ("KEEP_VERSIONS", 10, 1, 10_000, int),
+    # Series one prediction request may hold (413 beyond).
+    "AUTOML_MAX_PREDICTION_SERIES": ("MAX_PREDICTION_SERIES", 10_000, 1, 10_000_000, int),
+    # A synchronous POST /train_model waits at most this long, then answers 202 with its job.
+    "AUTOML_MAX_SYNC_WAIT_MINS": ("MAX_SYNC_WAIT_MINS", 120.0, 0.0, 100_000.0, float),
+    # A request body must arrive within this many seconds (408 otherwise), with no pause
+    # longer than the idle limit: slow clients cannot hold a connection for ever.
+    "AUTOML_UPLOAD_TIMEOUT_SECONDS": ("UPLOAD_TIMEOUT_SECONDS", 300.0, 1.0, 86_400.0, float),
+    "AUTOML_UPLOAD_IDLE_SECONDS": ("UPLOAD_IDLE_SECONDS", 30.0, 0.5, 3_600.0, float),
+}
+
+
+def from_environment(env=None) -> dict:
+    env = os.environ if env is None else env
+    settings = {
         # The embedded default store. On Cloud Foundry the local disk is per instance and lost
         # on restage: bind a Redis service (or set REDIS_URL) to share and keep pipelines.
         "MODEL_DIR": env.get("AUTOML_MODEL_DIR", os.path.join(os.getcwd(), "var", "models")),
@@ -16,15 +56,29 @@ def from_environment() -> dict:
         "REDIS_URL": env.get("REDIS_URL") or redis_url_from_vcap(env.get("VCAP_SERVICES")),
         # Signs stored pipelines; required with Redis, generated beside the models otherwise.
         "SECRET_KEY": env.get("AUTOML_SECRET_KEY") or None,
-        # Flask answers 413 above this many bytes per request.
-        "MAX_CONTENT_LENGTH": int(float(env.get("MAX_UPLOAD_MB", "100")) * 1024 * 1024),
-        # Trainings running at once across every instance sharing the store; the rest queue.
-        "MAX_CONCURRENT_TRAININGS": int(env.get("AUTOML_MAX_CONCURRENT_TRAININGS", "1")),
         # Whether this process runs queued trainings (off for a serving-only instance).
         "RUN_JOBS": env.get("AUTOML_RUN_JOBS", "true").lower() not in ("0", "false", "no"),
         # A Dask scheduler for TPOT's search and tsfresh's extraction; a local cluster if unset.
         "DASK_SCHEDULER_ADDRESS": env.get("DASK_SCHEDULER_ADDRESS") or None,
     }
+    for variable, (name, default, minimum, maximum, kind) in NUMBERS.items():
+        settings[name] = _number(env, variable, default, minimum, maximum, kind)
+    settings["MAX_CONTENT_LENGTH"] = int(settings.pop("MAX_UPLOAD_MB") * 1024 * 1024)
+    return settings
+
+
+def _number(env, variable: str, default, minimum, maximum, kind):
+    raw = env.get(variable)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = kind(float(raw)) if kind is int and float(raw).is_integer() else kind(raw)
+    except (TypeError, ValueError, OverflowError):
+        value = None
+    if value is None or not minimum <= value <= maximum:
+        raise ConfigurationError(f"{variable}={raw[:40]!r}: must be a {'whole ' if kind is int else ''}"
+                                 f"number from {minimum:g} to {maximum:g} (default {default:g}).")
+    return value
 
 
 def redis_url_from_vcap(vcap_services: str | None) -> str | None:
@@ -35,10 +89,14 @@ def redis_url_from_vcap(vcap_services: str | None) -> str | None:
     """
     if not vcap_services:
         return None
-    for instances in json.loads(vcap_services).values():
-        for service in instances:
-            tags = [t.lower() for t in service.get("tags", [])]
-            if "redis" not in tags and "redis" not in service.get("label", "").lower():
+    try:
+        services = json.loads(vcap_services)
+    except ValueError as err:
+        raise ConfigurationError(f"VCAP_SERVICES is not valid JSON ({err}).") from None
+    for instances in services.values() if isinstance(services, dict) else []:
+        for service in instances if isinstance(instances, list) else []:
+            tags = [str(t).lower() for t in service.get("tags", [])]
+            if "redis" not in tags and "redis" not in str(service.get("label", "")).lower():
                 continue
             credentials = service.get("credentials", {})
             for key in ("uri", "url"):

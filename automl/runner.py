@@ -1,9 +1,10 @@
-"""Runs queued trainings, each in a process of its own, and watches over them.
+"""Starts queued trainings, each in a process of its own, and reaps the ones it started.
 
 Every app process has one runner thread. Runners share the queue through the backend, so the
-limit on trainings running at once holds across workers and instances. A runner keeps the
-heartbeat of each job it started, stops a job that is cancelled or past its hard deadline, and
-fails jobs whose runner disappeared. No training runs in a request thread.
+limit on trainings running at once holds across workers and instances. A training process
+owns its job while it runs (``worker``: heartbeat, cancellation, deadline); a runner starts
+it, ends its job if it dies without ending it, puts back in the queue the jobs whose process
+went silent anywhere, and forgets old finished jobs. No training runs in a request thread.
 """
 from __future__ import annotations
 
@@ -18,34 +19,26 @@ import threading
 import time
 from pathlib import Path
 
-from .errors import StoreUnavailable
-from .jobs import CANCELLED, FAILED, SUCCEEDED, JobNotFound, JobStore
-from .store import ModelStore
+from .errors import ApiError, OutOfMemory, StoreFull, StoreUnavailable
+from .jobs import JobState
+from .state import SETTINGS_FOR_WORKERS, SETTINGS_VARIABLE
 
 log = logging.getLogger(__name__)
 
-# How far past its budget a job may run before it is stopped: the stated margin.
-HARD_MARGIN_FRACTION, HARD_MARGIN_MIN_S = 0.1, 15.0
-SETTINGS_VARIABLE = "AUTOML_WORKER_SETTINGS"  # how a worker receives the service's settings
-SETTINGS_FOR_WORKERS = ("MODEL_DIR", "REDIS_URL", "SECRET_KEY", "MAX_CONCURRENT_TRAININGS",
-                        "DASK_SCHEDULER_ADDRESS")
-
-
-def hard_deadline(job: dict) -> float | None:
-    if not job.get("deadline"):
-        return None
-    budget = job["budgetSeconds"]
-    return job["deadline"] + max(HARD_MARGIN_MIN_S, HARD_MARGIN_FRACTION * budget)
+PRUNE_EVERY_S = 60.0
 
 
 class JobRunner:
-    def __init__(self, jobs: JobStore, models: ModelStore, settings: dict, poll_s: float = 0.5):
-        self.jobs = jobs
-        self.models = models
+    def __init__(self, state, settings: dict, poll_s: float = 0.5):
+        self.state = state
+        self.jobs = state.jobs
         self.settings = {key: settings.get(key) for key in SETTINGS_FOR_WORKERS}
+        self.retention_s = float(settings.get("JOB_RETENTION_DAYS", 7.0)) * 86_400
+        self.max_records = int(settings.get("MAX_JOB_RECORDS", 1_000))
         self.poll_s = poll_s
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
-        self._running: dict[str, subprocess.Popen] = {}
+        self._running: dict[str, tuple[subprocess.Popen, int]] = {}  # job -> (process, attempt)
+        self._pruned_at = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="job-runner", daemon=True)
 
@@ -54,14 +47,17 @@ class JobRunner:
         return self
 
     def stop(self) -> None:
-        """Stop watching and end this runner's trainings (they would be orphans otherwise)."""
+        """Stop starting trainings; this runner's running ones go back in the queue for
+        another instance (their processes would be orphans of a stopped server)."""
         self._stop.set()
         self._thread.join(10)
-        for job_id, process in list(self._running.items()):
-            self._kill(process)
-            self._end(job_id, process, FAILED, {
-                "error": "worker_lost", "status": 500,
-                "message": "The server shut down while this training ran; submit it again."})
+        for job_id, (process, _) in list(self._running.items()):
+            _kill(process)
+            try:
+                self.jobs.requeue(job_id, "the server running it shut down")
+            except ApiError as err:
+                log.warning("job %s: could not put it back in the queue (%s)", job_id, err.message)
+        self._running.clear()
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -73,7 +69,7 @@ class JobRunner:
                 if store_down:
                     log.warning("job runner: the store is reachable again")
                 store_down = False
-            except StoreUnavailable as err:  # Redis away for a while: say so once, keep trying
+            except (StoreUnavailable, StoreFull) as err:  # say so once, keep trying
                 if not store_down:
                     log.warning("job runner: %s", err.message)
                 store_down = True
@@ -82,15 +78,22 @@ class JobRunner:
             self._stop.wait(self.poll_s)
 
     def _tick(self) -> None:
-        for job_id, process in list(self._running.items()):
-            self._watch(job_id, process)
-        self.jobs.fail_abandoned()
+        for job_id, (process, attempt) in list(self._running.items()):
+            self._reap(job_id, process, attempt)
+        for job_id in self.jobs.requeue_abandoned():
+            job = self.jobs.get(job_id)
+            if job.state.finished:
+                self.state.discard_provisional(job)
+        if time.time() - self._pruned_at > PRUNE_EVERY_S:
+            self._pruned_at = time.time()
+            self.jobs.prune(self.retention_s, self.max_records)
         while len(self._running) < self.jobs.max_running and not self._stop.is_set():
             job = self.jobs.claim(self.owner)
             if job is None:
                 break
-            self._running[job["jobId"]] = self._spawn(job["jobId"])
-            log.info("job %s: started (pid %s)", job["jobId"], self._running[job["jobId"]].pid)
+            self._running[job.job_id] = (self._spawn(job.job_id), job.attempt)
+            log.info("job %s: started (attempt %d, pid %s)", job.job_id, job.attempt,
+                     self._running[job.job_id][0].pid)
 
     def _spawn(self, job_id: str) -> subprocess.Popen:
         # The worker imports this package by name: make it findable from any working directory.
@@ -100,67 +103,44 @@ class JobRunner:
         return subprocess.Popen([sys.executable, "-m", "automl.worker", job_id], env=env,
                                 start_new_session=True)
 
-    def _watch(self, job_id: str, process: subprocess.Popen) -> None:
+    def _reap(self, job_id: str, process: subprocess.Popen, attempt: int) -> None:
+        """Beat for a training process that runs; end the job of one that died without
+        ending it."""
+        exit_code = process.poll()
+        if exit_code is None:
+            # Alive: its own heartbeat may not have started yet (it is still importing).
+            self.jobs.beat(job_id)
+            return
+        del self._running[job_id]
+        _kill(process)  # what it left behind in its group (a Dask cluster, if killed)
         try:
             job = self.jobs.get(job_id)
-        except JobNotFound:  # the store lost it (e.g. Redis restarted empty): nothing to keep
-            log.warning("job %s: its record is gone from the store; stopping it", job_id)
-            self._kill(process)
-            self._running.pop(job_id, None)
-            return
-        exit_code = process.poll()
-        if exit_code is not None:
-            self._kill(process)  # what it left behind in its group (a Dask cluster, if killed)
-            self._end(job_id, process, FAILED, {
-                "error": "worker_lost", "status": 500,
-                "message": f"The training process ended abnormally (exit status {exit_code}, "
-                           "e.g. killed or out of memory). Pipelines already stored are untouched; "
-                           "submit the training again, perhaps with fewer series or a smaller "
-                           "feature set."})
-            return
-        self.jobs.beat(job_id)
-        if job["state"] != "running" or job.get("cancelRequested"):
-            self._kill(process)
-            self._end(job_id, process, CANCELLED, {"error": "cancelled", "status": 409,
-                                                   "message": "Cancelled while running."})
-            return
-        limit = hard_deadline(job)
-        if limit and time.time() > limit:
-            self._kill(process)
-            self._stop_at_budget(job_id, job, process)
-
-    def _stop_at_budget(self, job_id: str, job: dict, process) -> None:
-        """Past budget and margin: keep the best pipeline already served, if any."""
-        progress = job.get("progress") or {}
-        if progress.get("provisionalServed"):
-            result = {**self.models.metadata(str(progress["pipelineId"])), "stoppedAtBudget": True}
-            self._end(job_id, process, SUCCEEDED, result=result)
-        else:
-            self._end(job_id, process, FAILED, {
-                "error": "budget_exceeded", "status": 400,
-                "message": f"No pipeline was ready within max_time_mins "
-                           f"({job['budgetSeconds'] / 60:g} min) plus the margin; feature "
-                           "extraction alone took longer. Raise max_time_mins, send fewer or "
-                           "shorter series, or use default_fc_parameters: minimal."})
-
-    def _end(self, job_id, process, state, error=None, result=None) -> None:
-        self._running.pop(job_id, None)
-        try:
-            if self.jobs.finish(job_id, state, result=result, error=error):
-                log.info("job %s: %s", job_id, state)
-        except JobNotFound:
+        except ApiError:  # the store lost it (e.g. Redis restarted empty): nothing to end
             log.warning("job %s: its record is gone from the store", job_id)
+            return
+        if job.state != JobState.RUNNING or job.attempt != attempt:
+            return  # it ended itself (or was put back in the queue and started elsewhere)
+        if exit_code == -signal.SIGKILL:
+            error = OutOfMemory("The training process was killed (signal 9), most likely for "
+                                "lack of memory. Pipelines already stored are untouched; send "
+                                "fewer or shorter series, or a smaller feature set.")
+        else:
+            error = ApiError(f"The training process ended abnormally (exit status {exit_code}); "
+                             "the operator's log has the details. Pipelines already stored "
+                             "are untouched.")
+        if self.state.end_job(job_id, error):
+            log.warning("job %s: its process died (exit status %s)", job_id, exit_code)
 
-    @staticmethod
-    def _kill(process: subprocess.Popen) -> None:
-        """The whole process group: the worker and the Dask cluster it started."""
-        for sig, wait_s in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(process.pid, sig)
-            except (ProcessLookupError, PermissionError):
-                return
-            try:
-                process.wait(wait_s)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+
+def _kill(process: subprocess.Popen) -> None:
+    """The whole process group: the worker and the Dask cluster it started."""
+    for sig, wait_s in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        try:
+            process.wait(wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue

@@ -1,19 +1,25 @@
 """The shared state of one service: its backend, pipelines and jobs, opened from settings.
 
 The app and each training process open it the same way, so they always agree on where
-pipelines live and how they are signed.
+pipelines live, how they are signed and what the queue's limits are.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from .backends import DirectoryBackend, RedisBackend
+from .config import ConfigurationError
+from .errors import ApiError
 from .jobs import JobStore
 from .store import ModelStore
 
+log = logging.getLogger(__name__)
 
-class ConfigurationError(RuntimeError):
-    pass
+SETTINGS_VARIABLE = "AUTOML_WORKER_SETTINGS"  # how a training process receives the settings
+SETTINGS_FOR_WORKERS = ("MODEL_DIR", "REDIS_URL", "SECRET_KEY", "MAX_CONCURRENT_TRAININGS",
+                        "MAX_QUEUED_JOBS", "JOB_ATTEMPTS", "JOB_STALE_SECONDS", "KEEP_VERSIONS",
+                        "MAX_BUDGET_MINS", "FIXED_MODEL_BUDGET_MINS", "DASK_SCHEDULER_ADDRESS")
 
 
 @dataclass(frozen=True)
@@ -21,6 +27,22 @@ class State:
     backend: object
     models: ModelStore
     jobs: JobStore
+
+    def end_job(self, job_id: str, error: ApiError) -> bool:
+        """Fail (or cancel) a job once, and remove the provisional version it left: a failed
+        job leaves no pipeline behind that it made."""
+        ended = self.jobs.fail(job_id, error)
+        if ended:
+            self.discard_provisional(self.jobs.get(job_id))
+        return ended
+
+    def discard_provisional(self, job) -> None:
+        if job.version is not None and job.pipeline_id is not None:
+            try:
+                if self.models.metadata(job.pipeline_id, job.version).get("provisional"):
+                    self.models.discard(job.pipeline_id, job.version)
+            except ApiError:  # already gone, or unreadable: nothing to remove
+                pass
 
 
 def open_state(settings: dict) -> State:
@@ -33,6 +55,10 @@ def open_state(settings: dict) -> State:
         backend = RedisBackend(settings["REDIS_URL"])
     else:
         backend = DirectoryBackend(settings["MODEL_DIR"])
-    models = ModelStore(backend, secret=secret.encode() if isinstance(secret, str) else secret)
-    jobs = JobStore(backend, max_running=settings.get("MAX_CONCURRENT_TRAININGS", 1))
+    models = ModelStore(backend, secret=secret.encode() if isinstance(secret, str) else secret,
+                        keep_versions=int(settings.get("KEEP_VERSIONS", 10)))
+    jobs = JobStore(backend, max_running=int(settings.get("MAX_CONCURRENT_TRAININGS", 1)),
+                    max_queued=int(settings.get("MAX_QUEUED_JOBS", 20)),
+                    stale_after_s=float(settings.get("JOB_STALE_SECONDS", 30.0)),
+                    max_attempts=int(settings.get("JOB_ATTEMPTS", 2)))
     return State(backend, models, jobs)

@@ -17,9 +17,13 @@ import pytest
 
 import automl.jobs
 from automl.backends import DirectoryBackend, RedisBackend
-from automl.jobs import (CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobFinished, JobNotFound,
-                         JobStore)
+from automl.errors import (ApiError, JobCancelled, JobFinished, JobNotFound, QueueFull,
+                           TooManyRequests, TrainingFailed)
+from automl.jobs import JobState, JobStore, Keys, UnreadableJob
 from automl.uploads import Upload
+
+QUEUED, RUNNING, SUCCEEDED = JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED
+FAILED, CANCELLED = JobState.FAILED, JobState.CANCELLED
 
 # Not valid UTF-8, with NUL and CR/LF bytes: what comes back must be the very same bytes.
 RAW = bytes(range(256)) * 40 + b"\r\n\x00end"
@@ -40,16 +44,18 @@ def training_uploads() -> dict[str, Upload]:
             "params": Upload(PARAMS, None, None)}  # a client may send neither
 
 
-def submit(store: JobStore, n: int = 1, budget_s: float | None = None) -> list[str]:
+def submit(store: JobStore, n: int = 1, budget_s: float = 60.0, by: str | None = None) -> list[str]:
     """Submit ``n`` jobs one after the other, returning their ids in submission order."""
-    ids = []
-    for i in range(n):
-        ids.append(store.create(training_uploads(), f"p{i}", budget_s)["jobId"])
-    return ids
+    return [store.create(training_uploads(), f"p{i}", budget_s, submitted_by=by).job_id
+            for i in range(n)]
 
 
 def backdate_heartbeat(backend, job_id: str, seconds: float = 3600) -> None:
     backend.put(f"job-heartbeats/{job_id}", str(time.time() - seconds).encode())
+
+
+def ids_of(page) -> list[str]:
+    return [job.job_id for job in page[0]]
 
 
 # -- submitting -------------------------------------------------------------------------------
@@ -57,33 +63,56 @@ def backdate_heartbeat(backend, job_id: str, seconds: float = 3600) -> None:
 
 def test_a_submitted_job_is_queued_with_its_settings_and_its_files_intact(backend):
     store = JobStore(backend)
-    job = store.create(training_uploads(), "my-pipeline", 120.0)
+    job = store.create(training_uploads(), "my-pipeline", 120.0, submitted_by="alice")
 
-    assert job["state"] == QUEUED
-    assert job["jobId"].isalnum()
-    seen = JobStore(reopened(backend)).get(job["jobId"])  # any instance answers GET /jobs/<id>
+    assert job.state == QUEUED
+    assert job.job_id.isalnum()
+    seen = JobStore(reopened(backend)).get(job.job_id)  # any instance answers GET /jobs/<id>
     assert seen == job
-    assert seen["pipelineId"] == "my-pipeline" and seen["budgetSeconds"] == 120.0
-    assert seen["createdAt"] and seen["startedAt"] is None and seen["finishedAt"] is None
-    assert seen["result"] is None and seen["error"] is None and seen["progress"] is None
-    assert seen["cancelRequested"] is False
+    assert seen.pipeline_id == "my-pipeline" and seen.budget_seconds == 120.0
+    assert seen.submitted_by == "alice" and seen.attempt == 0 and seen.version is None
+    assert seen.created_at and seen.started_at is None and seen.finished_at is None
+    assert seen.result is None and seen.error is None and seen.progress is None
+    assert seen.cancel_requested is False
+    assert seen.to_json()["jobId"] == job.job_id and seen.to_json()["state"] == "queued"
 
-    stored = JobStore(reopened(backend)).uploads(job["jobId"])
+    stored = JobStore(reopened(backend)).uploads(job.job_id)
     assert set(stored) == {"raw_data", "labels", "params"}
     for name, upload in training_uploads().items():
-        assert stored[name].payload == upload.payload, name
-        assert stored[name].filename == upload.filename, name
-        assert stored[name].content_type == upload.content_type, name
+        assert stored[name] == upload, name
 
 
 def test_each_job_keeps_its_own_files_and_gets_its_own_id(backend):
     store = JobStore(backend)
-    first = store.create({"raw_data": Upload(b"first", "a.json", "application/json")}, None, None)
-    second = store.create({"raw_data": Upload(b"second", "b.csv", "text/csv")}, None, None)
-    assert first["jobId"] != second["jobId"]
-    assert first["pipelineId"] is None and first["budgetSeconds"] is None
-    assert store.uploads(first["jobId"])["raw_data"].payload == b"first"
-    assert store.uploads(second["jobId"])["raw_data"].filename == "b.csv"
+    first = store.create({"raw_data": Upload(b"first", "a.json", "application/json")}, None, 60)
+    second = store.create({"raw_data": Upload(b"second", "b.csv", "text/csv")}, None, 60)
+    assert first.job_id != second.job_id
+    assert first.pipeline_id is None
+    assert store.uploads(first.job_id)["raw_data"].payload == b"first"
+    assert store.uploads(second.job_id)["raw_data"].filename == "b.csv"
+
+
+def test_a_full_queue_refuses_with_429_and_retry_after_and_keeps_nothing(backend):
+    store = JobStore(backend, max_queued=2)
+    submit(store, 2)
+    with pytest.raises(QueueFull) as refused:
+        JobStore(reopened(backend), max_queued=2).create(training_uploads(), "late", 60)
+    assert refused.value.status == 429 and int(refused.value.headers["Retry-After"]) > 0
+    assert "AUTOML_MAX_QUEUED_JOBS" in refused.value.message
+    assert len(store.list()[0]) == 2
+    assert len(backend.keys(Keys.UPLOADS)) == 2 * 6  # only the two queued jobs' files
+    store.claim("a")  # one starts: a place in the queue is free again
+    assert store.create(training_uploads(), "now", 60).state == QUEUED
+
+
+def test_one_submitter_cannot_take_the_whole_queue(backend):
+    store = JobStore(backend, max_queued=10)
+    submit(store, 2, by="alice")
+    with pytest.raises(TooManyRequests) as refused:
+        store.create(training_uploads(), "x", 60, submitted_by="alice", max_per_submitter=2)
+    assert "alice" in refused.value.message and refused.value.headers["Retry-After"]
+    assert store.create(training_uploads(), "x", 60, submitted_by="bob",
+                        max_per_submitter=2).state == QUEUED
 
 
 # -- claiming: the running limit and the order -------------------------------------------------
@@ -95,35 +124,36 @@ def test_the_running_limit_holds_across_app_instances_and_the_oldest_job_runs_fi
     first, second, third = submit(instance_a, 3)
 
     claimed = instance_b.claim("b")
-    assert claimed["jobId"] == first and claimed["state"] == RUNNING and claimed["owner"] == "b"
+    assert claimed.job_id == first and claimed.state == RUNNING and claimed.owner == "b"
+    assert claimed.attempt == 1
     assert instance_a.claim("a") is None  # the one slot is taken, by the other instance
     assert instance_b.claim("b") is None
-    assert [instance_a.get(i)["state"] for i in (first, second, third)] == [RUNNING, QUEUED, QUEUED]
+    assert [instance_a.get(i).state for i in (first, second, third)] == [RUNNING, QUEUED, QUEUED]
 
-    assert instance_a.finish(first, SUCCEEDED, result={"modelId": 1})
+    assert instance_a.succeed(first, {"modelId": 1})
     claimed = instance_a.claim("a")
-    assert claimed["jobId"] == second and claimed["owner"] == "a"
+    assert claimed.job_id == second and claimed.owner == "a"
     assert instance_b.claim("b") is None
 
-    assert instance_b.finish(second, FAILED, error={"error": "training_failed", "message": "x"})
-    assert instance_b.claim("b")["jobId"] == third
+    assert instance_b.fail(second, TrainingFailed("x"))
+    assert instance_b.claim("b").job_id == third
     assert instance_a.claim("a") is None  # nothing left to run
 
 
 def test_a_higher_limit_runs_that_many_jobs_at_once_and_no_more(backend):
     store = JobStore(backend, max_running=2)
     ids = submit(store, 3)
-    assert store.claim("a")["jobId"] == ids[0]
-    assert JobStore(reopened(backend), max_running=2).claim("b")["jobId"] == ids[1]
+    assert store.claim("a").job_id == ids[0]
+    assert JobStore(reopened(backend), max_running=2).claim("b").job_id == ids[1]
     assert store.claim("a") is None
-    assert store.get(ids[2])["state"] == QUEUED
+    assert store.get(ids[2]).state == QUEUED
 
 
 def test_instances_claiming_at_the_same_moment_never_exceed_the_limit(backend):
     ids = submit(JobStore(backend), 5)
     stores = [JobStore(reopened(backend), max_running=2) for _ in range(6)]
     barrier = threading.Barrier(len(stores))
-    claimed: list[dict | None] = [None] * len(stores)
+    claimed = [None] * len(stores)
 
     def claim(i):
         barrier.wait()
@@ -134,9 +164,9 @@ def test_instances_claiming_at_the_same_moment_never_exceed_the_limit(backend):
         t.start()
     for t in threads:
         t.join(30)
-    won = [job["jobId"] for job in claimed if job is not None]
+    won = [job.job_id for job in claimed if job is not None]
     assert sorted(won) == ids[:2]  # exactly two, the two oldest, each once
-    states = [job["state"] for job in JobStore(backend).list()]
+    states = [job.state for job in JobStore(backend).list()[0]]
     assert states.count(RUNNING) == 2 and states.count(QUEUED) == 3
 
 
@@ -150,33 +180,26 @@ def test_jobs_submitted_within_one_millisecond_still_run_in_submission_order(bac
     monkeypatch.setattr(automl.jobs, "time", types.SimpleNamespace(
         time_ns=lambda: frozen_ns, time=time.time, sleep=time.sleep))
     store = JobStore(backend, max_running=100)
-    ids = [store.create({}, None, None)["jobId"] for _ in range(10)]
-    assert [job["jobId"] for job in store.list()] == ids[::-1]
-    assert [store.claim("a")["jobId"] for _ in ids] == ids
-
-
-# -- claiming: start time and deadline ---------------------------------------------------------
+    ids = [store.create({}, None, 60).job_id for _ in range(10)]
+    assert ids_of(store.list()) == ids[::-1]
+    assert [store.claim("a").job_id for _ in ids] == ids
 
 
 def test_claiming_records_the_start_and_a_deadline_from_the_budget(backend):
     store = JobStore(backend, max_running=2)
-    with_budget, without_budget = submit(store, 1, budget_s=90.0) + submit(store, 1)
+    (job_id,) = submit(store, 1, budget_s=90.0)
 
     before = time.time()
     job = store.claim("a")
     after = time.time()
-    assert job["jobId"] == with_budget
-    assert before <= job["startedEpoch"] <= after
-    assert job["deadline"] == job["startedEpoch"] + 90.0
-    assert job["startedAt"] is not None
-    stored = JobStore(reopened(backend)).get(with_budget)  # what the other instances see
-    assert stored["deadline"] == job["deadline"] and stored["startedEpoch"] == job["startedEpoch"]
-    assert stored["owner"] == "a"
-
-    job = store.claim("a")
-    assert job["jobId"] == without_budget
-    assert job["startedEpoch"] >= before and job["deadline"] is None
-    assert store.get(without_budget)["deadline"] is None
+    assert job.job_id == job_id
+    assert before <= job.started_epoch <= after
+    assert job.deadline == job.started_epoch + 90.0
+    assert job.hard_deadline() == job.deadline + 15.0  # the margin: max(15 s, 10 %)
+    assert job.started_at is not None
+    stored = JobStore(reopened(backend)).get(job_id)  # what the other instances see
+    assert stored.deadline == job.deadline and stored.started_epoch == job.started_epoch
+    assert stored.owner == "a"
 
 
 # -- cancelling --------------------------------------------------------------------------------
@@ -187,30 +210,29 @@ def test_cancelling_a_queued_job_ends_it_at_once_and_it_never_runs(backend):
     doomed, kept = submit(store, 2)
 
     cancelled = JobStore(reopened(backend)).cancel(doomed)
-    assert cancelled["state"] == CANCELLED and cancelled["finishedAt"] is not None
-    assert cancelled["error"]["error"] == "cancelled"
-    assert store.get(doomed)["state"] == CANCELLED
+    assert cancelled.state == CANCELLED and cancelled.finished_at is not None
+    assert cancelled.error["error"] == "cancelled" and cancelled.error["status"] == 409
+    assert isinstance(cancelled.failure(), JobCancelled)
     assert store.uploads(doomed) == {}  # the files are not kept for a job that will not run
 
-    assert store.claim("a")["jobId"] == kept
+    assert store.claim("a").job_id == kept
     assert store.claim("a") is None  # the cancelled job is never picked up
-    assert store.get(doomed)["state"] == CANCELLED and store.get(doomed)["startedAt"] is None
+    assert store.get(doomed).state == CANCELLED and store.get(doomed).started_at is None
 
 
-def test_cancelling_a_running_job_asks_its_runner_to_stop_it(backend):
+def test_cancelling_a_running_job_asks_its_process_to_stop(backend):
     store = JobStore(backend)
     (job_id,) = submit(store)
     store.claim("runner")
 
     answer = JobStore(reopened(backend)).cancel(job_id)
-    assert answer["state"] == RUNNING and answer["cancelRequested"] is True
-    seen = store.get(job_id)  # the runner, polling, sees the request
-    assert seen["state"] == RUNNING and seen["cancelRequested"] is True
-    assert seen["owner"] == "runner"
-    assert store.cancel(job_id)["state"] == RUNNING  # asking twice is harmless
+    assert answer.state == RUNNING and answer.cancel_requested is True
+    seen = store.get(job_id)  # the training process, polling, sees the request
+    assert seen.state == RUNNING and seen.cancel_requested is True
+    assert store.cancel(job_id).state == RUNNING  # asking twice is harmless
 
-    assert store.finish(job_id, CANCELLED, error={"error": "cancelled", "message": "stopped"})
-    assert store.get(job_id)["state"] == CANCELLED
+    assert store.fail(job_id, JobCancelled("Cancelled while running."))
+    assert store.get(job_id).state == CANCELLED
 
 
 @pytest.mark.parametrize("outcome", [SUCCEEDED, FAILED, CANCELLED])
@@ -221,15 +243,16 @@ def test_cancelling_a_finished_job_is_a_409_and_changes_nothing(backend, outcome
         store.cancel(job_id)
     else:
         store.claim("a")
-        failure = {"error": "training_failed", "message": "x"}
-        store.finish(job_id, outcome, result={"modelId": 3} if outcome == SUCCEEDED else None,
-                     error=failure if outcome == FAILED else None)
+        if outcome == SUCCEEDED:
+            store.succeed(job_id, {"modelId": 3})
+        else:
+            store.fail(job_id, TrainingFailed("x"))
     before = store.get(job_id)
 
     with pytest.raises(JobFinished) as raised:
         JobStore(reopened(backend)).cancel(job_id)
     assert raised.value.status == 409 and raised.value.code == "job_finished"
-    assert outcome in raised.value.message
+    assert outcome.value in raised.value.message
     assert store.get(job_id) == before
 
 
@@ -242,16 +265,26 @@ def test_a_job_ends_once_and_its_first_outcome_stands(backend):
     store.claim("a")
     result = {"modelId": 7, "mean_cv_roc_auc": 0.93}
 
-    assert store.finish(job_id, SUCCEEDED, result=result) is True
+    assert store.succeed(job_id, result) is True
     first = store.get(job_id)
     other = JobStore(reopened(backend))
-    assert other.finish(job_id, FAILED, error={"error": "worker_lost", "message": "late"}) is False
-    assert store.finish(job_id, CANCELLED) is False
+    assert other.fail(job_id, TrainingFailed("late")) is False
+    assert store.fail(job_id, JobCancelled("late")) is False
 
     final = store.get(job_id)
     assert final == first
-    assert final["state"] == SUCCEEDED and final["result"] == result and final["error"] is None
-    assert final["finishedAt"] is not None
+    assert final.state == SUCCEEDED and final.result == result and final.error is None
+    assert final.finished_at is not None
+
+
+def test_a_failure_is_stored_as_the_error_it_was_and_raised_again_as_such(backend):
+    store = JobStore(backend)
+    (job_id,) = submit(store)
+    store.claim("a")
+    store.fail(job_id, TrainingFailed("One class only."))
+    failure = JobStore(reopened(backend)).get(job_id).failure()
+    assert type(failure) is TrainingFailed and failure.status == 400
+    assert failure.message == "One class only."
 
 
 def test_finishing_deletes_the_uploads_but_keeps_the_result_and_frees_the_slot(backend):
@@ -260,107 +293,167 @@ def test_finishing_deletes_the_uploads_but_keeps_the_result_and_frees_the_slot(b
     store.claim("a")
     store.report_progress(done, {"stage": "search", "generation": 3})
 
-    store.finish(done, SUCCEEDED, result={"modelId": 1})
+    store.succeed(done, {"modelId": 1})
     restarted = JobStore(reopened(backend), max_running=1)
     assert restarted.uploads(done) == {}
-    assert restarted.get(done)["result"] == {"modelId": 1}
-    assert restarted.get(done)["progress"] == {"stage": "search", "generation": 3}
+    assert restarted.get(done).result == {"modelId": 1}
+    assert restarted.get(done).progress == {"stage": "search", "generation": 3}
     assert set(restarted.uploads(waiting)) == {"raw_data", "labels", "params"}  # others untouched
-    assert restarted.claim("b")["jobId"] == waiting
+    assert restarted.claim("b").job_id == waiting
 
 
 def test_waiting_returns_the_job_once_another_instance_ends_it(backend):
     store = JobStore(backend)
     (job_id,) = submit(store)
     store.claim("a")
-    finisher = threading.Timer(0.1, JobStore(reopened(backend)).finish, args=(job_id, SUCCEEDED),
-                               kwargs={"result": {"modelId": 2}})
+    finisher = threading.Timer(0.1, JobStore(reopened(backend)).succeed,
+                               args=(job_id, {"modelId": 2}))
     finisher.start()
     try:
         ended = store.wait(job_id, poll_s=0.01)
     finally:
         finisher.join(5)
-    assert ended["state"] == SUCCEEDED and ended["result"] == {"modelId": 2}
+    assert ended.state == SUCCEEDED and ended.result == {"modelId": 2}
+
+
+def test_a_waiter_can_give_up_and_the_job_goes_on(backend):
+    store = JobStore(backend)
+    (job_id,) = submit(store)
+    asked = []
+    assert store.wait(job_id, poll_s=0.01, keep_waiting=lambda: asked.append(1) or len(asked) < 3) is None
+    assert len(asked) == 3 and store.get(job_id).state == QUEUED
 
 
 # -- abandoned jobs ----------------------------------------------------------------------------
 
 
-def test_a_running_job_whose_runner_went_silent_fails_with_a_resubmit_message(backend):
-    store = JobStore(backend, max_running=5)
+def test_a_running_job_whose_process_went_silent_is_queued_again_then_failed(backend):
+    store = JobStore(backend, max_running=5, max_attempts=2)
     silent, alive, queued = submit(store, 3)
     store.claim("dead-runner")
     store.claim("live-runner")
     backdate_heartbeat(backend, silent)
-    # the live runner keeps beating: an old beat followed by a fresh one is fresh
+    # the live process keeps beating: an old beat followed by a fresh one is fresh
     backdate_heartbeat(backend, alive)
     store.beat(alive)
 
-    checker = JobStore(reopened(backend), max_running=5)  # any instance may notice
-    assert checker.fail_abandoned() == [silent]
+    checker = JobStore(reopened(backend), max_running=5, max_attempts=2)  # any instance
+    assert checker.requeue_abandoned() == [silent]
+    again = store.get(silent)
+    assert again.state == QUEUED and again.attempt == 1 and again.owner is None
+    assert set(store.uploads(silent)) == {"raw_data", "labels", "params"}  # kept for the rerun
+    assert store.get(alive).state == RUNNING and store.get(queued).state == QUEUED
 
+    assert store.claim("runner-2").job_id == silent  # the oldest queued job: it runs again
+    assert store.get(silent).attempt == 2
+    backdate_heartbeat(backend, silent)
+    assert checker.requeue_abandoned() == [silent]
     failed = store.get(silent)
-    assert failed["state"] == FAILED and failed["finishedAt"] is not None
-    assert failed["error"]["error"] == "worker_lost"
-    assert re.search(r"submit .*again", failed["error"]["message"])
+    assert failed.state == FAILED and failed.error["error"] == "worker_lost"
+    assert re.search(r"submit .*again", failed.error["message"]) and "2 times" in failed.error["message"]
     assert store.uploads(silent) == {}
-    assert store.get(alive)["state"] == RUNNING and store.get(alive)["error"] is None
-    assert store.get(queued)["state"] == QUEUED
-    # the runner coming back late cannot overwrite the failure
-    assert store.finish(silent, SUCCEEDED, result={"modelId": 1}) is False
-    assert store.get(silent)["state"] == FAILED
-    assert checker.fail_abandoned() == []  # nothing more to do
+    # the process coming back late cannot overwrite the failure
+    assert store.succeed(silent, {"modelId": 1}) is False
+    assert checker.requeue_abandoned() == []  # nothing more to do
 
 
-def test_a_short_stale_limit_fails_a_job_soon_after_its_last_heartbeat(backend):
+def test_a_silent_job_that_was_being_cancelled_ends_cancelled(backend):
     store = JobStore(backend)
     (job_id,) = submit(store)
     store.claim("a")
-    assert JobStore(reopened(backend), stale_after_s=5).fail_abandoned() == []  # fresh: untouched
+    store.cancel(job_id)
+    backdate_heartbeat(backend, job_id)
+    assert store.requeue_abandoned() == [job_id]
+    assert store.get(job_id).state == CANCELLED
+
+
+def test_a_short_stale_limit_requeues_a_job_soon_after_its_last_heartbeat(backend):
+    store = JobStore(backend)
+    (job_id,) = submit(store)
+    store.claim("a")
+    assert JobStore(reopened(backend), stale_after_s=5).requeue_abandoned() == []  # fresh
     time.sleep(0.05)
-    assert JobStore(reopened(backend), stale_after_s=0.01).fail_abandoned() == [job_id]
-    assert store.get(job_id)["error"]["error"] == "worker_lost"
+    assert JobStore(reopened(backend), stale_after_s=0.01).requeue_abandoned() == [job_id]
+    assert store.get(job_id).state == QUEUED
 
 
-def test_queued_jobs_are_never_failed_as_abandoned(backend):
+def test_queued_jobs_are_never_taken_for_abandoned(backend):
     store = JobStore(backend, stale_after_s=0.0)
     ids = submit(store, 2)
     time.sleep(0.01)
-    assert store.fail_abandoned() == []
-    assert [store.get(i)["state"] for i in ids] == [QUEUED, QUEUED]
+    assert store.requeue_abandoned() == []
+    assert [store.get(i).state for i in ids] == [QUEUED, QUEUED]
 
 
-# -- progress and listing ----------------------------------------------------------------------
+# -- progress, listing, retention ---------------------------------------------------------------
 
 
 def test_progress_reported_by_the_training_shows_in_the_job(backend):
     store = JobStore(backend)
     (job_id,) = submit(store)
     store.claim("a")
-    assert store.get(job_id)["progress"] is None
+    assert store.get(job_id).progress is None
 
     training = JobStore(reopened(backend))  # the training process writes, the API reads
     training.report_progress(job_id, {"stage": "baseline", "pipelinesEvaluated": 0})
-    assert store.get(job_id)["progress"] == {"stage": "baseline", "pipelinesEvaluated": 0}
-    training.report_progress(job_id, {"stage": "search", "generation": 2, "pipelinesEvaluated": 17})
-    assert store.get(job_id)["progress"] == {"stage": "search", "generation": 2,
-                                             "pipelinesEvaluated": 17}
-    assert store.get(job_id)["state"] == RUNNING
+    assert store.get(job_id).progress == {"stage": "baseline", "pipelinesEvaluated": 0}
+    training.record_version(job_id, "7", 3)
+    assert store.get(job_id).pipeline_id == "7" and store.get(job_id).version == 3
+    assert store.get(job_id).state == RUNNING
 
 
-def test_the_list_holds_every_job_newest_first(backend):
+def test_the_list_holds_every_job_newest_first_a_page_at_a_time(backend):
     store = JobStore(backend, max_running=5)
-    assert store.list() == []
-    ids = submit(store, 4)
+    assert store.list() == ([], None)
+    ids = submit(store, 5)
     store.claim("a")
-    store.finish(ids[0], SUCCEEDED, result={"modelId": 1})
-    store.claim("a")
+    store.succeed(ids[0], {"modelId": 1})
     store.cancel(ids[2])
 
-    listed = JobStore(reopened(backend)).list()
-    assert [job["jobId"] for job in listed] == ids[::-1]
-    assert [job["state"] for job in listed] == [QUEUED, CANCELLED, RUNNING, SUCCEEDED]
-    assert listed[-1]["result"] == {"modelId": 1}
+    listed, after = JobStore(reopened(backend)).list()
+    assert [job.job_id for job in listed] == ids[::-1] and after is None
+    assert [job.state for job in listed] == [QUEUED, QUEUED, CANCELLED, QUEUED, SUCCEEDED]
+    assert listed[-1].result == {"modelId": 1}
+
+    first, after = store.list(limit=2)
+    assert [j.job_id for j in first] == ids[:2:-1] and after == ids[3]
+    second, after = store.list(limit=2, before=after)
+    assert [j.job_id for j in second] == [ids[2], ids[1]] and after == ids[1]
+    third, after = store.list(limit=2, before=after)
+    assert [j.job_id for j in third] == [ids[0]] and after is None
+    assert ids_of(store.list(state=QUEUED)) == [ids[4], ids[3], ids[1]]
+
+
+def test_one_unreadable_record_is_listed_as_such_and_stops_nothing_else(backend):
+    store = JobStore(backend, max_running=5)
+    good, bad, later = submit(store, 3)
+    backend.put(Keys.record(bad), b"{not json")
+
+    listed, _ = store.list()
+    assert [j.job_id for j in listed] == [later, bad, good]
+    assert isinstance(listed[1], UnreadableJob) and listed[1].to_json()["unreadable"] is True
+    with pytest.raises(ApiError) as raised:
+        store.get(bad)
+    assert raised.value.status == 500 and raised.value.code == "record_unreadable"
+    # the queue still runs the readable jobs
+    assert [store.claim("a").job_id, store.claim("a").job_id] == [good, later]
+    backend.put(Keys.record(later), json.dumps({"jobId": later, "state": "exploded"}).encode())
+    assert store.requeue_abandoned() == [] and store.claim("a") is None
+
+
+def test_old_and_surplus_finished_jobs_are_forgotten(backend):
+    store = JobStore(backend, max_running=5)
+    ids = submit(store, 4)
+    for job_id in ids[:3]:
+        store.claim("a")
+        store.succeed(job_id, {"modelId": 1})
+    assert store.prune(max_age_s=3600, max_records=10) == []
+    assert sorted(store.prune(max_age_s=3600, max_records=2)) == sorted(ids[:2])
+    assert ids_of(store.list()) == [ids[3], ids[2]]  # the queued one stays, whatever its rank
+    time.sleep(0.01)
+    assert store.prune(max_age_s=0.0, max_records=10) == [ids[2]]
+    assert backend.get(Keys.progress(ids[2])) is None
+    assert ids_of(store.list()) == [ids[3]]
 
 
 # -- unknown ids -------------------------------------------------------------------------------
@@ -370,26 +463,27 @@ BAD_IDS = ["nope", "../x", "", "..", "a/b", " ", "x\x00", "jobs/../x"]
 
 
 @pytest.mark.parametrize("job_id", BAD_IDS)
-@pytest.mark.parametrize("operation", ["get", "cancel", "finish", "wait"])
+@pytest.mark.parametrize("operation", ["get", "cancel", "succeed", "wait"])
 def test_unknown_or_malformed_ids_are_a_404(backend, job_id, operation):
     store = JobStore(backend)
     submit(store)  # a queue that is not empty
     # a record planted outside jobs/ must not be reachable through a crafted id
-    backend.put("x", json.dumps({"jobId": "x", "state": QUEUED}).encode())
+    backend.put("x", json.dumps({"jobId": "x", "state": "queued"}).encode())
     call = {"get": lambda: store.get(job_id), "cancel": lambda: store.cancel(job_id),
-            "finish": lambda: store.finish(job_id, FAILED),
+            "succeed": lambda: store.succeed(job_id, {}),
             "wait": lambda: store.wait(job_id, poll_s=0.01)}[operation]
     with pytest.raises(JobNotFound) as raised:
         call()
     assert raised.value.status == 404 and raised.value.code == "job_not_found"
-    assert [job["state"] for job in store.list()] == [QUEUED]
+    assert [job.state for job in store.list()[0]] == [QUEUED]
 
 
 def test_an_overlong_id_is_a_404_not_a_server_error(backend):
     store = JobStore(backend)
     for operation in (store.get, store.cancel):
-        with pytest.raises(JobNotFound):
+        with pytest.raises(JobNotFound) as raised:
             operation("a" * 256)
+        assert len(raised.value.message) < 200
 
 
 # -- many processes at once --------------------------------------------------------------------
@@ -400,14 +494,14 @@ def _claim_until_empty(backend, owner, start, results):
     claimed = []
     start.wait(10)
     while (job := store.claim(owner)) is not None:
-        claimed.append(job["jobId"])
-        store.report_progress(job["jobId"], {"stage": "search"})
-        store.finish(job["jobId"], SUCCEEDED, result={"by": owner})
+        claimed.append(job.job_id)
+        store.report_progress(job.job_id, {"stage": "search"})
+        store.succeed(job.job_id, {"by": owner})
     results.put((owner, claimed))
 
 
 def test_processes_claiming_at_once_never_run_a_job_twice(backend):
-    ids = submit(JobStore(backend), 12)
+    ids = submit(JobStore(backend, max_queued=100), 12)
     ctx = multiprocessing.get_context("fork")
     start, results = ctx.Event(), ctx.Queue()
     owners = [f"process-{n}" for n in range(3)]
@@ -427,5 +521,5 @@ def test_processes_claiming_at_once_never_run_a_job_twice(backend):
     for owner in owners:
         for job_id in reports[owner]:
             job = store.get(job_id)
-            assert job["state"] == SUCCEEDED and job["owner"] == owner
-            assert job["result"] == {"by": owner}
+            assert job.state == SUCCEEDED and job.owner == owner
+            assert job.result == {"by": owner}
