@@ -16,18 +16,23 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     from . import api, config
     from .errors import register_error_handlers
+    from .params import Limits
     from .runner import JobRunner
+    from .serving import FiniteJSONProvider, UploadDeadline
     from .state import open_state
 
+    logging.basicConfig(level=logging.INFO)
     app = Flask(__name__)
+    app.json = FiniteJSONProvider(app)
     app.config.from_mapping(config.from_environment())
     app.config.from_mapping(overrides or {})
-    app.json.sort_keys = False  # keep reports in the order they were built
     state = open_state(app.config)
     app.extensions["state"] = state
+    app.extensions["limits"] = Limits.from_settings(app.config)
     if app.config["RUN_JOBS"]:
-        app.extensions["job_runner"] = JobRunner(state.jobs, state.models, app.config).start()
+        app.extensions["job_runner"] = JobRunner(state, app.config).start()
     register_error_handlers(app)
     app.register_blueprint(api.bp)
-    logging.basicConfig(level=logging.INFO)
+    app.wsgi_app = UploadDeadline(app.wsgi_app, app.config["UPLOAD_TIMEOUT_SECONDS"],
+                                  app.config["UPLOAD_IDLE_SECONDS"])
     return app

@@ -1,84 +1,311 @@
-"""The routes: parse the request, hand it to the job queue or a stored pipeline, format the answer."""
+"""The routes: parse the request, hand it to the job queue or a stored pipeline, format the answer.
+
+Each view's docstring holds its OpenAPI operation (``openapi.build_spec``). CPU-bound work
+(parsing uploads, predicting) runs through ``serving.run_blocking``, on plain values.
+"""
 from __future__ import annotations
+
+import re
+import time
 
 from flask import Blueprint, current_app, jsonify, request
 
-from .errors import ApiError
-from .jobs import SUCCEEDED
-from .params import SEARCH_MODEL, parse_prediction_params
+from .budget import Budget
+from .checks import OneOf, Whole, check
+from .errors import BadRequest
+from .jobs import Job, JobState, valid_job_id
+from .openapi import build_spec
+from .params import Limits, parse_prediction_params
 from .parsing import read_raw_data
+from .serving import client_gone, run_blocking
 from .training import matched_training_data
-from .uploads import TRAINING_FILES, file_args, parse_training_uploads, require_files
+from .uploads import PREDICTION_FILES, TRAINING_FILES, parse_training_uploads, require_files
 
 bp = Blueprint("api", __name__)
 
 # What GET /models shows per pipeline; GET /models/<id> shows everything.
-SUMMARY_FIELDS = ("modelId", "mean_cv_accuracy", "mean_cv_roc_auc", "modelType", "trainShape",
-                  "trainTime", "classes", "provisional", "jobId", "createdAt")
-JOB_SUMMARY_FIELDS = ("jobId", "state", "pipelineId", "createdAt", "startedAt", "finishedAt",
-                      "error")
+SUMMARY_FIELDS = ("modelId", "version", "mean_cv_accuracy", "mean_cv_roc_auc", "modelType",
+                  "trainShape", "trainTime", "classes", "provisional", "jobId", "createdAt")
+JOB_SUMMARY_FIELDS = ("jobId", "state", "pipelineId", "version", "submittedBy", "createdAt",
+                      "startedAt", "finishedAt", "attempt", "error")
+PAGE_LIMIT = Whole(1, 500)
+WAIT_POLL_S = 0.5
 
 
 def _state():
     return current_app.extensions["state"]
 
 
+def _limits() -> Limits:
+    return current_app.extensions["limits"]
+
+
 @bp.post("/train_model")
 def train_model():
+    """Train a pipeline: features, a baseline, a search; store it under its id.
+    ---
+    post:
+      operationId: trainModel
+      summary: Train a pipeline from uploaded series, labels and a parameter file
+      description: >
+        Queues a training job. By default the request waits for it and answers with the
+        training report (the blog post's client); with `Prefer: respond-async` or
+        `async: true` in the parameter file it answers 202 with the job at once.
+      parameters:
+        - {in: header, name: Prefer, required: false, schema: {type: string},
+           description: "respond-async: answer 202 with the job instead of waiting"}
+      requestBody:
+        required: true
+        content:
+          multipart/form-data:
+            schema: {$ref: "#/components/schemas/TrainingUpload"}
+      responses:
+        "200":
+          description: The training report of the stored pipeline.
+          content: {application/json: {schema: {$ref: "#/components/schemas/TrainingReport"}}}
+        "202":
+          description: The job (queued or running); follow it at its Location.
+          headers: {Location: {schema: {type: string}, description: "/jobs/<jobId>"}}
+          content: {application/json: {schema: {$ref: "#/components/schemas/Job"}}}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "408": {$ref: "#/components/responses/RequestTimeout"}
+        "409": {$ref: "#/components/responses/Conflict"}
+        "413": {$ref: "#/components/responses/PayloadTooLarge"}
+        "415": {$ref: "#/components/responses/UnsupportedMediaType"}
+        "429": {$ref: "#/components/responses/TooManyRequests"}
+        "503": {$ref: "#/components/responses/ServiceUnavailable"}
+        "507": {$ref: "#/components/responses/InsufficientStorage"}
+        default: {$ref: "#/components/responses/Error"}
+    """
     uploads = require_files(request, TRAINING_FILES)
-    params, raw, labels = parse_training_uploads(uploads)
-    matched_training_data(raw, labels, params)  # refuse unusable data now, not in the job
-    searching = params.model.model == SEARCH_MODEL
-    job = _state().jobs.create(uploads, params.pipeline_id,
-                               budget_s=params.model.search.max_time_mins * 60 if searching else None)
+    params, raw, labels = run_blocking(parse_training_uploads, uploads, _limits())
+    run_blocking(matched_training_data, raw, labels, params)  # refuse unusable data now
+    job = _state().jobs.create(uploads, params.pipeline_id, Budget.of(params).seconds)
     if params.run_async or _prefers_async():
-        return jsonify(job), 202, {"Location": f"/jobs/{job['jobId']}",
-                                   "Preference-Applied": "respond-async"}
-    finished = _state().jobs.wait(job["jobId"])
-    if finished["state"] != SUCCEEDED:
-        raise ApiError.from_dict(finished["error"])
-    return jsonify(finished["result"])
+        return _accepted(job)
+    finished = _wait(job)
+    if finished is None:  # waited as long as allowed, or the client left: the job goes on
+        return _accepted(_state().jobs.get(job.job_id))
+    if finished.state != JobState.SUCCEEDED:
+        raise finished.failure()
+    return jsonify(finished.result)
 
 
 @bp.post("/serve_prediction")
 def serve_prediction():
-    files = require_files(request, ("raw_data", "params"))
+    """Score series with a stored pipeline.
+    ---
+    post:
+      operationId: servePrediction
+      summary: Score uploaded series with a stored pipeline
+      requestBody:
+        required: true
+        content:
+          multipart/form-data:
+            schema: {$ref: "#/components/schemas/PredictionUpload"}
+      responses:
+        "200":
+          description: P(positive class) per series id (two classes), else {class P} per id.
+          content: {application/json: {schema: {$ref: "#/components/schemas/Predictions"}}}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "408": {$ref: "#/components/responses/RequestTimeout"}
+        "413": {$ref: "#/components/responses/PayloadTooLarge"}
+        "415": {$ref: "#/components/responses/UnsupportedMediaType"}
+        "503": {$ref: "#/components/responses/ServiceUnavailable"}
+        default: {$ref: "#/components/responses/Error"}
+    """
+    files = require_files(request, PREDICTION_FILES)
     params = parse_prediction_params(files["params"].payload)
-    classifier = _state().models.get(params.pipeline_id)
-    raw = read_raw_data(**file_args(files["raw_data"]),
-                        columns=classifier.features_.input_columns(), field="raw_data")
-    return jsonify(classifier.scores(raw))
+    classifier = _state().models.get(params.pipeline_id, params.version)
+    return jsonify(run_blocking(
+        _predict, classifier, files["raw_data"],
+        current_app.config["MAX_PREDICTION_SERIES"]))
+
+
+def _predict(classifier, upload, max_series: int) -> dict:
+    raw = read_raw_data(**upload.as_args(), columns=classifier.features_.input_columns(),
+                        field="raw_data", max_series=max_series)
+    return classifier.scores(raw)
 
 
 @bp.get("/models")
 def list_models():
-    return jsonify({pid: {k: meta.get(k) for k in SUMMARY_FIELDS}
-                    for pid, meta in _state().models.list().items()})
+    """Every pipeline, with its current version's summary.
+    ---
+    get:
+      operationId: listModels
+      summary: List the stored pipelines (their current versions)
+      responses:
+        "200":
+          description: Pipeline id -> summary; a damaged one has unreadable true.
+          content: {application/json: {schema: {$ref: "#/components/schemas/Models"}}}
+        "503": {$ref: "#/components/responses/ServiceUnavailable"}
+        default: {$ref: "#/components/responses/Error"}
+    """
+    return jsonify({pid: _summary(meta) for pid, meta in _state().models.list().items()})
+
+
+def _summary(meta: dict) -> dict:
+    if meta.get("unreadable"):
+        return meta
+    return {k: meta.get(k) for k in SUMMARY_FIELDS}
 
 
 @bp.get("/models/<pipeline_id>")
 def show_model(pipeline_id: str):
+    """The full training report of one pipeline's current version.
+    ---
+    get:
+      operationId: showModel
+      summary: The training report of a pipeline's current version
+      parameters:
+        - {in: path, name: pipeline_id, required: true, schema: {type: string}}
+      responses:
+        "200":
+          description: The training report.
+          content: {application/json: {schema: {$ref: "#/components/schemas/TrainingReport"}}}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "503": {$ref: "#/components/responses/ServiceUnavailable"}
+        default: {$ref: "#/components/responses/Error"}
+    """
     return jsonify(_state().models.metadata(pipeline_id))
 
 
 @bp.get("/jobs")
 def list_jobs():
-    return jsonify([{k: job.get(k) for k in JOB_SUMMARY_FIELDS} for job in _state().jobs.list()])
+    """Training jobs, newest first, a page at a time.
+    ---
+    get:
+      operationId: listJobs
+      summary: List training jobs, newest first
+      parameters:
+        - {in: query, name: limit, required: false,
+           schema: {type: integer, minimum: 1, maximum: 500, default: 50}}
+        - {in: query, name: before, required: false, schema: {type: string},
+           description: "a jobId: the page after it (from the Link header's next)"}
+        - {in: query, name: state, required: false,
+           schema: {type: string, enum: [queued, running, succeeded, failed, cancelled]}}
+      responses:
+        "200":
+          description: A page of jobs; a Link header (rel=next) points to the next page.
+          headers: {Link: {schema: {type: string}}}
+          content:
+            application/json:
+              schema: {type: array, items: {$ref: "#/components/schemas/Job"}}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "503": {$ref: "#/components/responses/ServiceUnavailable"}
+        default: {$ref: "#/components/responses/Error"}
+    """
+    limit = check(PAGE_LIMIT, _query_int("limit", 50), "limit")
+    before = request.args.get("before")
+    if before is not None and not valid_job_id(before):
+        raise BadRequest("'before' must be a jobId from this listing (letters and digits).")
+    state = request.args.get("state")
+    if state is not None:
+        state = JobState(check(OneOf([s.value for s in JobState]), state, "state"))
+    jobs, after = _state().jobs.list(limit, before, state)
+    response = jsonify([{k: entry.to_json().get(k) for k in JOB_SUMMARY_FIELDS}
+                        if isinstance(entry, Job) else entry.to_json() for entry in jobs])
+    if after is not None:
+        query = f"limit={limit}&before={after}" + (f"&state={state.value}" if state else "")
+        response.headers["Link"] = f'</jobs?{query}>; rel="next"'
+    return response
+
+
+def _query_int(name: str, default: int):
+    """A whole-number query parameter; anything else is handed on for the rule to refuse."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    return int(raw) if re.fullmatch(r"[+-]?[0-9]{1,9}", raw.strip()) else raw
 
 
 @bp.get("/jobs/<job_id>")
 def show_job(job_id: str):
-    return jsonify(_state().jobs.get(job_id))
+    """One job: its state, progress, and report or error.
+    ---
+    get:
+      operationId: showJob
+      summary: One training job
+      parameters:
+        - {in: path, name: job_id, required: true, schema: {type: string}}
+      responses:
+        "200":
+          description: The job.
+          content: {application/json: {schema: {$ref: "#/components/schemas/Job"}}}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "503": {$ref: "#/components/responses/ServiceUnavailable"}
+        default: {$ref: "#/components/responses/Error"}
+    """
+    return jsonify(_state().jobs.get(job_id).to_json())
 
 
 @bp.delete("/jobs/<job_id>")
 def cancel_job(job_id: str):
-    return jsonify(_state().jobs.cancel(job_id)), 202
+    """Cancel a queued or running job.
+    ---
+    delete:
+      operationId: cancelJob
+      summary: Cancel a queued or running job
+      parameters:
+        - {in: path, name: job_id, required: true, schema: {type: string}}
+      responses:
+        "202":
+          description: Cancelled (queued) or being stopped (running).
+          content: {application/json: {schema: {$ref: "#/components/schemas/Job"}}}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "409": {$ref: "#/components/responses/Conflict"}
+        "503": {$ref: "#/components/responses/ServiceUnavailable"}
+        default: {$ref: "#/components/responses/Error"}
+    """
+    return jsonify(_state().jobs.cancel(job_id).to_json()), 202
 
 
 @bp.get("/health")
 def health():
+    """Whether the service answers.
+    ---
+    get:
+      operationId: health
+      summary: Whether the service answers
+      responses:
+        "200":
+          description: It does.
+          content: {application/json: {schema: {$ref: "#/components/schemas/Health"}}}
+    """
     return jsonify(status="ok")
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """This contract.
+    ---
+    get:
+      operationId: openapi
+      summary: The OpenAPI 3.1 contract of this service
+      responses:
+        "200":
+          description: The contract.
+          content: {application/json: {schema: {type: object}}}
+    """
+    spec = current_app.extensions.get("openapi")
+    if spec is None:
+        spec = current_app.extensions["openapi"] = build_spec(current_app)
+    return jsonify(spec)
+
+
+def _accepted(job: Job):
+    return jsonify(job.to_json()), 202, {"Location": f"/jobs/{job.job_id}",
+                                         "Preference-Applied": "respond-async"}
+
+
+def _wait(job: Job) -> Job | None:
+    """The job once it ends, or None once the client has gone or the wait's limit passed."""
+    environ = request.environ
+    give_up = time.monotonic() + current_app.config["MAX_SYNC_WAIT_MINS"] * 60
+    return _state().jobs.wait(job.job_id, WAIT_POLL_S, keep_waiting=lambda: (
+        time.monotonic() < give_up and not client_gone(environ)))
 
 
 def _prefers_async() -> bool:

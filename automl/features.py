@@ -30,7 +30,6 @@ import functools
 import logging
 import math
 import multiprocessing
-import os
 import sys
 import time
 
@@ -45,6 +44,7 @@ from tsfresh.feature_extraction import settings as fc_settings
 from tsfresh.utilities.distribution import ClusterDaskDistributor
 from tsfresh.utilities.string_manipulation import convert_to_output_format
 
+from .compute import available_cpus
 from .parsing import LongFormatInput
 from .selection import RelevanceSelector
 
@@ -314,24 +314,17 @@ def _with_fast_calculators(settings: dict) -> dict:
     return settings
 
 
-def available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def worker_processes(n_jobs: int, n_series: int, seconds: float | None = None) -> int:
     """How many processes to extract ``n_series`` series (ids) with; 0 means in-process.
 
-    ``n_jobs`` > 0 asks for that many, but no more than there are series; -1 (automatic) takes
+    ``n_jobs`` > 0 asks for that many, but no more than there are series or CPUs; -1 (automatic) takes
     one per available CPU, but no more than one per ``MIN_SECONDS_PER_PROCESS`` of the
     estimated work (``seconds``). Fewer than two means in-process. So does a daemonic process
     (e.g. a multiprocessing pool worker), which cannot have children.
     """
     if n_jobs == AUTO:
         n_jobs = min(available_cpus(), int((seconds or 0.0) / MIN_SECONDS_PER_PROCESS))
-    n_jobs = min(n_jobs, n_series)
+    n_jobs = min(n_jobs, n_series, available_cpus())
     if n_jobs < 2:
         return 0
     if multiprocessing.current_process().daemon:
@@ -377,6 +370,7 @@ class TsfreshFeatures(LongFormatInput, TransformerMixin, BaseEstimator):
         computes only the selected features, always runs in-process.
         """
         X = self._columns(X)
+        self.channels_ = self.learn_channels(X)
         settings = {"default_fc_parameters": resolve_fc_parameters(self.fc_parameters)}
         if dask_address:
             processes = 0
@@ -396,6 +390,7 @@ class TsfreshFeatures(LongFormatInput, TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "selected_features_")
+        self.channel_codes(X)  # every series has every trained channel, and no other
         features = self._extract(self._columns(X), None, 0,
                                  kind_to_fc_parameters=self.kind_to_fc_parameters_)
         # A calculator can come back with fewer columns on odd inputs; the model needs them all.
@@ -473,6 +468,10 @@ class TsfreshFeatures(LongFormatInput, TransformerMixin, BaseEstimator):
             return selector.selected_, selector.fallback_
         informative = features.loc[:, features.nunique() > 1]
         return list((informative if informative.shape[1] else features).columns), False
+
+    def legacy_channels(self) -> list[str]:
+        # Pickled before channels_ was kept: the channels its selected features read.
+        return sorted(self.kind_to_fc_parameters_) if self.column_kind else [self.column_value]
 
     def restricted(self, columns: list[str]) -> TsfreshFeatures:
         """A copy that computes only ``columns`` (chosen outside, e.g. by selection per fold)."""

@@ -12,7 +12,6 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .errors import InvalidData
 from .parsing import LongFormatInput
 
 KERNEL_ENGINES = ("minirocket", "multirocket")
@@ -49,8 +48,7 @@ class KernelFeatures(LongFormatInput, TransformerMixin, BaseEstimator):
 
     def fit_transform(self, X: pd.DataFrame, y: pd.Series | None = None, **_) -> pd.DataFrame:
         """Rows follow ``y``'s index when given (series ids), else the order of first appearance."""
-        self.channels_ = (sorted(X[self.column_kind].astype(str).unique())
-                          if self.column_kind else [self.column_value])
+        self.channels_ = self.learn_channels(X)
         ids, series = self._series(X)
         lengths = [len(s) for s in series]
         self.length_ = max(MIN_LENGTH, max(lengths))
@@ -76,29 +74,12 @@ class KernelFeatures(LongFormatInput, TransformerMixin, BaseEstimator):
 
     def _series(self, X: pd.DataFrame) -> tuple[pd.Index, list[np.ndarray]]:
         """Each series' channels in ``channels_`` order, in the rows' order within a series."""
-        id_codes, ids = pd.factorize(X[self.column_id].astype(str))
-        n_channels = len(self.channels_)
-        if self.column_kind:
-            kinds = pd.Categorical(X[self.column_kind].astype(str), categories=self.channels_)
-            channel_codes = kinds.codes.astype(np.int64)
-            if (unknown := channel_codes < 0).any():
-                raise InvalidData(
-                    f"raw_data has channel {X[self.column_kind].astype(str)[unknown].iloc[0]!r} "
-                    f"in column {self.column_kind!r}, which the pipeline was not trained on "
-                    f"(it knows {', '.join(self.channels_)}).")
-        else:
-            channel_codes = np.zeros(len(X), dtype=np.int64)
-        keys = id_codes * n_channels + channel_codes
+        id_codes, ids, channel_codes = self.channel_codes(X)
+        keys = id_codes * len(self.channels_) + channel_codes
         order = np.argsort(keys, kind="stable")  # stable: keeps each series' time order
-        counts = np.bincount(keys, minlength=len(ids) * n_channels)
-        if (counts == 0).any():
-            missing = int(np.flatnonzero(counts == 0)[0])
-            raise InvalidData(
-                f"raw_data series {ids[missing // n_channels]!r} has no values for channel "
-                f"{self.channels_[missing % n_channels]!r}; every series needs every channel "
-                f"({', '.join(self.channels_)}).")
+        counts = np.bincount(keys, minlength=len(ids) * len(self.channels_))
         values = X[self.column_value].to_numpy(dtype=np.float64)[order]
-        return pd.Index(ids), np.split(values, np.cumsum(counts)[:-1])
+        return ids, np.split(values, np.cumsum(counts)[:-1])
 
     def _panel(self, series: list[np.ndarray], n_ids: int) -> np.ndarray:
         """(series, channels, length_) array, resampling any channel of another length."""

@@ -22,23 +22,16 @@ from sklearn.model_selection import StratifiedKFold
 
 from . import engines, feature_cost, models
 from .classifier import TimeSeriesClassifier
+from .budget import MIN_SEARCH_S, Budget
 from .compute import dask_client_starting
 from .engines import TSFRESH, CombinedFeatures, feature_kind
-from .errors import InvalidData, InvalidParameters, TrainingFailed
+from .errors import InvalidData, InvalidParameters, TrainingFailed, excerpt
 from .features import worker_processes
-from .params import AUTO_ENGINE, SEARCH_MODEL, TrainingParams, build_fixed_estimator
+from .estimators import build as build_fixed_estimator
+from .params import AUTO_ENGINE, TrainingParams
 from .search_spaces import search_space
 from .selection import RelevanceSelector
 
-
-# The search is given the budget minus this reserve, for TPOT's own overrun (measured 6-14 s:
-# it lets running evaluations finish, refits its best, stops its cluster) and for re-scoring the
-# winner.
-RESERVE_FRACTION, RESERVE_MIN_S = 0.1, 15.0
-# Below this much time left after feature extraction, the search is skipped: the baseline stays.
-MIN_SEARCH_S = 10.0
-# The shortest time one pipeline's evaluation is allowed, however short the search.
-EVAL_MIN_S = 8.0
 
 
 def _ignore(**_):
@@ -55,14 +48,15 @@ def train(raw: pd.DataFrame, labels: pd.Series, params: TrainingParams, *,
     all candidates are scored honestly and alike. The best one is the baseline; a search (TPOT)
     then tries to beat it on the best engine's features and is kept only if it does.
 
-    ``deadline`` (a ``time.time()``) bounds a search; by default it is ``max_time_mins`` from
+    ``deadline`` (a ``time.time()``) bounds the job; by default it is its budget from
     now. ``progress(**fields)`` hears each stage; ``publish_provisional(classifier, report)``
     receives each better candidate found before the search, so it can be served meanwhile.
     """
     started = time.perf_counter()
-    searching = params.model.model == SEARCH_MODEL
-    if searching and deadline is None:
-        deadline = time.time() + params.model.search.max_time_mins * 60
+    searching = params.model.searching
+    budget = Budget.of(params)
+    if deadline is None:
+        deadline = budget.deadline(time.time())
     raw, labels = matched_training_data(raw, labels, params)
     cv = _cv_splitter(labels, params)
     classifier = TimeSeriesClassifier(positive_class=params.model.positive_class)
@@ -93,8 +87,7 @@ def train(raw: pd.DataFrame, labels: pd.Series, params: TrainingParams, *,
     with ExitStack() as cluster:
         get_client = None
         for names in _candidate_engines(params, len(labels), trial, deadline, progress):
-            if trial.best is not None and deadline is not None and (
-                    time.time() > deadline - _reserve(params)):
+            if trial.best is not None and budget.in_reserve(deadline):
                 trial.skipped["+".join(names)] = "the time budget ran out"
                 continue
             progress(stage="features", engine="+".join(names))
@@ -110,7 +103,7 @@ def train(raw: pd.DataFrame, labels: pd.Series, params: TrainingParams, *,
                 if trial.prefer_compact(compact, over=candidate):
                     stand_ins[candidate.engine] = compact
                     choose()
-            if searching and get_client is None and _search_seconds(deadline, params) >= MIN_SEARCH_S:
+            if searching and get_client is None and budget.search_seconds(deadline) >= MIN_SEARCH_S:
                 # A first model is served: start the search's cluster while the rest is tried.
                 get_client = cluster.enter_context(
                     dask_client_starting(params.model.search.n_jobs, dask_address))
@@ -118,10 +111,10 @@ def train(raw: pd.DataFrame, labels: pd.Series, params: TrainingParams, *,
         best = trial.best
         if not searching:
             return trial.finished(best)
-        if get_client is None or _search_seconds(deadline, params) < MIN_SEARCH_S:
+        if get_client is None or budget.search_seconds(deadline) < MIN_SEARCH_S:
             return trial.finished(best, searchSkipped=SEARCH_SKIPPED)
         client = get_client()  # waits if the cluster is still starting
-        search_s = _search_seconds(deadline, params)
+        search_s = budget.search_seconds(deadline)
         if search_s < MIN_SEARCH_S:
             return trial.finished(best, searchSkipped=SEARCH_SKIPPED)
         progress(stage="search", engine=best.engine, searchSeconds=round(search_s, 1))
@@ -148,10 +141,14 @@ def train(raw: pd.DataFrame, labels: pd.Series, params: TrainingParams, *,
         # Its own CV (the same folds; on tsfresh's features, if anything optimistic) did not
         # clear the bar: no need to spend the reserve re-scoring it.
         return trial.finished(best, search=summary, keptBaseline=NOTHING_BETTER)
-    found = trial.evaluate_fitted(best, searched.model_)
-    if found.metrics["score"] is None or found.metrics["score"] <= bar:
-        return trial.finished(best, search=summary, keptBaseline=NOTHING_BETTER)
-    return trial.finished(found, search=summary, baseline=best.summary())
+    try:
+        found = trial.evaluate_fitted(best, searched.model_)
+        if found.metrics["score"] is not None and found.metrics["score"] > bar:
+            return trial.finished(found, search=summary, baseline=best.summary())
+    except TrainingFailed as failed:  # its pipeline cannot be re-scored or cannot predict
+        return trial.finished(best, search=summary,
+                              keptBaseline=f"the search's best pipeline failed: {failed.message}")
+    return trial.finished(best, search=summary, keptBaseline=NOTHING_BETTER)
 
 
 def choice_of_engine(candidates: list[_Candidate]) -> _Candidate:
@@ -193,21 +190,12 @@ PROCESS_EFFICIENCY = 0.75
 MULTIROCKET_MAX_BYTES = 1 << 30
 
 
-def _reserve(params: TrainingParams) -> float:
-    return max(RESERVE_MIN_S, RESERVE_FRACTION * params.model.search.max_time_mins * 60)
-
-
-def _search_seconds(deadline: float, params: TrainingParams) -> float:
-    """What a search started now could be given."""
-    return deadline - time.time() - _reserve(params)
-
-
 def _candidate_engines(params: TrainingParams, n_series: int, trial, deadline, progress):
     """The engine sets to try, cheapest first: kernels take seconds, tsfresh can take minutes."""
     engine = params.features.engine
     if engine != AUTO_ENGINE:
         names = engine if isinstance(engine, tuple) else (engine,)
-        if TSFRESH in names and deadline is not None:
+        if TSFRESH in names:
             _refuse_hopeless_extraction(trial, deadline, progress)
         yield names
         return
@@ -216,14 +204,13 @@ def _candidate_engines(params: TrainingParams, n_series: int, trial, deadline, p
         yield ("multirocket",)
     else:
         trial.skipped["multirocket"] = f"{n_series} series would need over 1 GiB of features"
-    if deadline is not None:
-        progress(stage="features", engine="tsfresh", estimating=True)
-        estimate = trial.estimate_extraction_s(TSFRESH)
-        left = deadline - time.time()
-        if estimate > TSFRESH_TIME_SHARE * left:
-            trial.skipped[TSFRESH] = (f"extraction would take about {estimate:.0f} s of the "
-                                      f"{left:.0f} s left")
-            return
+    progress(stage="features", engine="tsfresh", estimating=True)
+    estimate = trial.estimate_extraction_s(TSFRESH)
+    left = deadline - time.time()
+    if estimate > TSFRESH_TIME_SHARE * left:
+        trial.skipped[TSFRESH] = (f"extraction would take about {estimate:.0f} s of the "
+                                  f"{left:.0f} s left")
+        return
     yield (TSFRESH,)
     yield ("minirocket", TSFRESH)  # joined from the two extractions above: nothing re-extracted
 
@@ -236,7 +223,7 @@ def _refuse_hopeless_extraction(trial, deadline: float, progress) -> None:
     if estimate > HOPELESS_FACTOR * left:
         raise TrainingFailed(
             f"tsfresh's extraction of {len(trial.y)} series would take about {estimate:.0f} s, "
-            f"more than the whole budget of {left:.0f} s (model_args.max_time_mins). Raise "
+            f"more than the whole budget of {left:.0f} s (max_time_mins). Raise "
             "max_time_mins, pick cheaper tsfresh settings (default_fc_parameters: minimal), or "
             "use extract_features.engine: minirocket or auto, which take seconds.")
 
@@ -313,7 +300,16 @@ class _Trial:
             if name not in self.extracted:
                 began = time.perf_counter()
                 engine = engines.build(name, self.params)
-                matrix = engine.fit_transform(self.raw, self.y, dask_address=self.dask_address)
+                try:
+                    matrix = engine.fit_transform(self.raw, self.y, dask_address=self.dask_address)
+                except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError,
+                        FloatingPointError, np.linalg.LinAlgError) as err:
+                    # A calculator or transform that cannot take this data with these
+                    # settings: the client's to change, not the service's failure.
+                    raise TrainingFailed(
+                        f"The {name} features could not be computed on this data with these "
+                        f"settings ({type(err).__name__}: {excerpt(str(err), 200)}). Check the "
+                        "series and the feature settings, or choose another engine.") from err
                 self.extracted[name] = (engine, matrix, time.perf_counter() - began)
         if len(names) == 1:
             engine, matrix, _ = self.extracted[names[0]]
@@ -391,8 +387,12 @@ class _Trial:
         return kept
 
     def finished(self, candidate: _Candidate, provisional: bool = False, **extra):
-        """The servable classifier for ``candidate`` and the report the API answers with."""
+        """The servable classifier for ``candidate`` and the report the API answers with.
+
+        It has predicted a few training series first: a pipeline is stored only once it is
+        known to serve (a model can fit and still fail every prediction)."""
         classifier = copy.copy(self.classifier).use(candidate.features, candidate.model)
+        self._check_predicts(classifier)
         described = candidate.features.describe()
         parts = (candidate.features.parts_ if isinstance(candidate.features, CombinedFeatures)
                  else [candidate.features])
@@ -424,6 +424,23 @@ class _Trial:
         }
         return classifier, report
 
+    def _check_predicts(self, classifier, n_series: int = 3) -> None:
+        column_id = self.params.features.columns.id
+        rows = self.raw[self.raw[column_id].isin(self.y.index[:n_series])]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                proba = classifier.predict_proba(rows).to_numpy()
+            usable = proba.shape == (min(n_series, len(self.y)), len(classifier.classes_)) \
+                and np.isfinite(proba).all()
+            problem = None if usable else f"it gave {proba.shape} scores, not one per class"
+        except (ValueError, TypeError, IndexError, KeyError) as err:
+            problem = excerpt(str(err), 200)
+        if problem:
+            raise TrainingFailed(f"The trained pipeline could not predict its own training series "
+                                 f"({problem}), so it was not stored. Choose another model or "
+                                 "other arguments.")
+
     def _cross_validate(self, model, matrix: pd.DataFrame, selects: bool,
                         compact: bool = False) -> dict:
         """Mean fold scores of ``model``, refitted per fold on that fold's selected columns,
@@ -432,6 +449,7 @@ class _Trial:
         scorers = {name: get_scorer(scoring) for name, scoring in (
             ("score", self.scoring), ("accuracy", "accuracy"), ("roc_auc", "roc_auc_ovr"))}
         scores = {name: [] for name in scorers}
+        failures = []
         for train, test in self.folds:
             X = matrix[self._columns(matrix, train, selects, compact)].to_numpy()
             fold_model = clone(model)
@@ -441,9 +459,15 @@ class _Trial:
                     fold_model.fit(X[train], y[train])
                     for name, scorer in scorers.items():
                         scores[name].append(scorer(fold_model, X[test], y[test]))
-            except ValueError:  # a fold the model cannot fit or score counts as missing
+            except ValueError as err:  # a fold the model cannot fit or score counts as missing
+                failures.append(err)
                 for name in scorers:
                     scores[name].append(np.nan)
+        if len(failures) == len(self.folds):
+            raise TrainingFailed(
+                f"{_family(model)} could not be fitted and scored on any cross-validation fold "
+                f"({excerpt(str(failures[0]), 200)}). Choose arguments that suit "
+                f"{len(self.y)} series (e.g. fewer neighbours), or another model.")
         return {**{name: _mean(values) for name, values in scores.items()},
                 "score_se": _standard_error(scores["score"])}
 
@@ -522,26 +546,26 @@ def matched_training_data(raw: pd.DataFrame, labels: pd.Series, params: Training
     """Keep the labelled series; refuse data that cannot train a classifier."""
     column_id = params.features.columns.id
     series_ids = pd.Index(raw[column_id].unique())
-    labels = labels[labels.index.isin(series_ids)]
-    if labels.empty:
+    matched = labels[labels.index.isin(series_ids)]
+    if matched.empty:
         raise InvalidData(
             f"No id in labels matches a series in raw_data (labels has e.g. "
             f"{_examples(labels.index)}; raw_data has e.g. {_examples(series_ids)}). Both files "
             f"must use the same ids in column '{column_id}'.")
-    counts = labels.value_counts()
+    counts = matched.value_counts()
     if len(counts) < 2:
-        raise InvalidData(f"The labelled series all have class {counts.index[0]!r}: a classifier "
-                          "needs at least two classes. Add series of another class.")
+        raise InvalidData(f"The labelled series all have class {excerpt(counts.index[0])}: a "
+                          "classifier needs at least two classes. Add series of another class.")
     if counts.min() < 2:
         rare = counts.idxmin()
-        raise InvalidData(f"Class {rare!r} has a single series; every class needs at least 2 for "
-                          "cross-validation. Add series or drop that class.")
+        raise InvalidData(f"Class {excerpt(rare)} has a single series; every class needs at least "
+                          "2 for cross-validation. Add series or drop that class.")
     positive = params.model.positive_class
     if positive is not None and (len(counts) != 2 or str(positive) not in map(str, counts.index)):
-        raise InvalidParameters(f"'model_training.positive_class' is {positive!r}, which is not "
-                                f"one of the two labels ({', '.join(map(str, counts.index))}). "
+        raise InvalidParameters(f"'model_training.positive_class' is {excerpt(positive)}, which "
+                                f"is not one of the two labels ({_examples(counts.index)}). "
                                 "Name one of them, or leave it out for binary data only.")
-    return raw[raw[column_id].isin(labels.index)], labels
+    return raw[raw[column_id].isin(matched.index)], matched
 
 
 def _cv_splitter(labels: pd.Series, params: TrainingParams) -> StratifiedKFold:
@@ -558,9 +582,7 @@ def _search(params: TrainingParams, cv: StratifiedKFold, seconds: float, space):
         search_space=space, scorers=[search.scoring], cv=cv,
         generations=search.generations, population_size=search.population_size,
         max_time_mins=seconds / 60,
-        # TPOT lets running evaluations finish after its time is up: keep each one short
-        # relative to the search, so that overrun stays within the reserve.
-        max_eval_time_mins=min(search.max_eval_time_mins, max(EVAL_MIN_S, seconds / 10) / 60),
+        max_eval_time_mins=Budget.eval_seconds(seconds, search.max_eval_time_mins) / 60,
         random_state=search.random_state, verbose=search.verbosity,
     )
 
@@ -605,4 +627,5 @@ def _plain(value):
 
 
 def _examples(index) -> str:
-    return ", ".join(map(str, list(index[:3]))) or "none"
+    shown = ", ".join(excerpt(_plain(v), 30) for v in list(index[:3]))
+    return shown + (", ..." if len(index) > 3 else "")

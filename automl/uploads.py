@@ -1,53 +1,62 @@
 """Getting the named files out of a multipart request, or saying clearly why not."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import Request
 from werkzeug.exceptions import UnsupportedMediaType
 
 from .errors import BadRequest
-from .params import TrainingParams, parse_training_params
+from .params import Limits, TrainingParams, parse_training_params
 from .parsing import read_labels, read_raw_data
 
 TRAINING_FILES = ("raw_data", "labels", "params")
+PREDICTION_FILES = ("raw_data", "params")
+EXAMPLES = {"raw_data": "data/data_train.json", "labels": "data/label_train.json",
+            "params": "pipeline_parameters.yml"}
 
 
+@dataclass(frozen=True)
 class Upload:
-    def __init__(self, payload: bytes, filename: str | None, content_type: str | None):
-        self.payload = payload
-        self.filename = filename
-        self.content_type = content_type
+    payload: bytes
+    filename: str | None
+    content_type: str | None
+
+    def as_args(self) -> dict:
+        """How the parsers take it (``parsing.read_raw_data``, ``read_labels``)."""
+        return {"payload": self.payload, "filename": self.filename,
+                "content_type": self.content_type}
 
 
 def require_files(request: Request, names: tuple[str, ...]) -> dict[str, Upload]:
+    """Each named part once, as a file (or, from a plain form, as a text field)."""
     if request.mimetype != "multipart/form-data":
         raise UnsupportedMediaType()
-    missing = [name for name in names if name not in request.files]
+    missing = [n for n in names if n not in request.files and n not in request.form]
     if missing:
         raise BadRequest(
             f"Missing file{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}. "
             f"{request.path} takes multipart files {', '.join(names)}, e.g. "
-            + " ".join(f"-F {n}=@{_example(n)}" for n in names) + ".")
+            + " ".join(f"-F {n}=@{EXAMPLES[n]}" for n in names) + ".")
+    repeated = [n for n in names if len(request.files.getlist(n)) + len(request.form.getlist(n)) > 1]
+    if repeated:
+        raise BadRequest(f"The part {repeated[0]!r} was sent more than once; send each of "
+                         f"{', '.join(names)} once.")
     uploads = {}
     for name in names:
-        storage = request.files[name]
-        uploads[name] = Upload(storage.read(), storage.filename, storage.mimetype)
+        if name in request.files:
+            storage = request.files[name]
+            uploads[name] = Upload(storage.read(), storage.filename, storage.mimetype)
+        else:
+            uploads[name] = Upload(request.form[name].encode("utf-8", "surrogatepass"), None, None)
     return uploads
 
 
-def _example(name: str) -> str:
-    return {"raw_data": "data/data_train.json", "labels": "data/label_train.json",
-            "params": "pipeline_parameters.yml"}[name]
-
-
-def parse_training_uploads(uploads: dict) -> tuple[TrainingParams, object, object]:
+def parse_training_uploads(uploads: dict[str, Upload], limits: Limits = Limits()
+                           ) -> tuple[TrainingParams, object, object]:
     """The parameter file, then the data read with the columns it names (raising 400s)."""
-    params = parse_training_params(uploads["params"].payload)
+    params = parse_training_params(uploads["params"].payload, limits)
     columns = params.features.columns
-    raw = read_raw_data(**file_args(uploads["raw_data"]), columns=columns, field="raw_data")
-    labels = read_labels(**file_args(uploads["labels"]), columns=columns, field="labels")
+    raw = read_raw_data(**uploads["raw_data"].as_args(), columns=columns, field="raw_data")
+    labels = read_labels(**uploads["labels"].as_args(), columns=columns, field="labels")
     return params, raw, labels
-
-
-def file_args(upload) -> dict:
-    return {"payload": upload.payload, "filename": upload.filename,
-            "content_type": upload.content_type}

@@ -181,7 +181,7 @@ class Watcher(threading.Thread):
                 rss += process.memory_info().rss
             except self.psutil.Error:
                 pass
-        job = self.jobs.get(job_id)
+        job = self.jobs.get(job_id).to_json()
         stage = (job.get("progress") or {}).get("stage")
         seen = self.seen.setdefault(job_id, {"peak": 0, "peakFeatures": 0, "started_s": None,
                                              "featuresDone_s": None, "processes": 0})

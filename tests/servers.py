@@ -15,13 +15,16 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from automl.config import NUMBERS
+
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
 # The service's own settings: never inherited from the shell running the tests, only given.
 SERVICE_VARIABLES = ("PORT", "REDIS_URL", "VCAP_SERVICES", "AUTOML_MODEL_DIR", "AUTOML_SECRET_KEY",
-                     "AUTOML_MAX_CONCURRENT_TRAININGS", "AUTOML_RUN_JOBS", "DASK_SCHEDULER_ADDRESS",
-                     "WEB_CONCURRENCY", "GUNICORN_THREADS", "GUNICORN_TIMEOUT", "MAX_UPLOAD_MB")
+                     "AUTOML_RUN_JOBS", "DASK_SCHEDULER_ADDRESS", "WEB_CONCURRENCY",
+                     "GUNICORN_WORKER_CONNECTIONS", "GUNICORN_TIMEOUT", "MAX_UPLOAD_MB",
+                     *NUMBERS)
 
 
 def free_port() -> int:
@@ -88,9 +91,10 @@ def _tail(path: Path, chars: int = 3000) -> str:
 
 
 class RedisServer:
-    """``redis-server`` with no persistence, in ``workdir``; ``stop``/``start`` keep its port."""
+    """``redis-server`` in ``workdir``; ``stop``/``start`` keep its port. Without ``persist``
+    it keeps nothing on disk (a restart comes back empty); with it, an append-only file."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, persist: bool = False):
         executable = shutil.which("redis-server")
         if executable is None:
             raise RuntimeError("redis-server is not installed (Debian: apt-get install redis-server)")
@@ -98,12 +102,14 @@ class RedisServer:
         self.workdir = workdir
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.persist = persist
         self.process = None
 
     def start(self) -> "RedisServer":
         self.process = subprocess.Popen(
             [self.executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
+             "--appendonly", "yes" if self.persist else "no", "--appendfsync", "always",
+             "--dir", str(self.workdir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, self.process)
         return self
@@ -120,8 +126,8 @@ class RedisServer:
 
 
 @contextmanager
-def redis_server(workdir: Path):
-    server = RedisServer(workdir).start()
+def redis_server(workdir: Path, persist: bool = False):
+    server = RedisServer(workdir, persist).start()
     try:
         yield server
     finally:

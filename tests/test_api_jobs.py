@@ -102,8 +102,9 @@ model_training: {model: tpot, cv: 3, model_args: {generations: 50, population_si
     assert client.delete(f"/jobs/{job_id}").status_code == 202
     job = wait_for(client, job_id, timeout=30)
     assert job["state"] == "cancelled"
-    # The provisional baseline published before the search stays servable.
-    assert client.get("/models/1").json["provisional"] is True
+    # The provisional baseline it served is removed with it: a cancelled job leaves nothing.
+    assert client.get("/models/1").status_code == 404
+    assert client.get("/models").json == {}
 
 
 def test_unknown_jobs_are_404(client):

@@ -47,7 +47,7 @@ def test_kernel_features_take_several_channels_and_unequal_lengths(kind):
 def test_prediction_data_must_have_the_trained_channels():
     raw, y = _series(6, channels=("a", "b"))
     features = KernelFeatures(column_kind="channel").fit(raw, y)
-    with pytest.raises(InvalidData, match="no values for channel 'b'"):
+    with pytest.raises(InvalidData, match="lack channel 'b'"):
         features.transform(raw[raw["channel"] == "a"])
     with pytest.raises(InvalidData, match="not trained on"):
         features.transform(raw.assign(channel=raw["channel"].replace("b", "c")))
