@@ -24,7 +24,40 @@ def from_environment() -> dict:
         "RUN_JOBS": env.get("AUTOML_RUN_JOBS", "true").lower() not in ("0", "false", "no"),
         # A Dask scheduler for TPOT's search and tsfresh's extraction; a local cluster if unset.
         "DASK_SCHEDULER_ADDRESS": env.get("DASK_SCHEDULER_ADDRESS") or None,
+        # API keys (see automl/auth.py): JSON {"<name>": {"key": ..., "scopes": [...]}} in the
+        # variable, in a file, or in a bound Cloud Foundry service; at most one of the three.
+        # None of them: the service runs open (and says so).
+        "API_KEYS": env.get("AUTOML_API_KEYS") or None,
+        "API_KEYS_FILE": env.get("AUTOML_API_KEYS_FILE") or None,
+        "API_KEYS_SERVICES": api_key_services_from_vcap(env.get("VCAP_SERVICES")),
+        # Requests per key (anonymous: per client address); a key's "rate_limit" overrides it.
+        "RATE_LIMIT": env.get("AUTOML_RATE_LIMIT") or "600 per minute",
+        # Where the counters live; by default Redis with a Redis store, else a SQLite file in
+        # MODEL_DIR (see automl/ratelimit.py).
+        "RATE_LIMIT_STORAGE": env.get("AUTOML_RATE_LIMIT_STORAGE") or None,
+        # Trainings one key may have queued or running; a key's "max_trainings" overrides it.
+        "MAX_TRAININGS_PER_KEY": int(env.get("AUTOML_MAX_TRAININGS_PER_KEY", "4")),
     }
+
+
+API_KEYS_SERVICE = "automl-api-keys"
+
+
+def api_key_services_from_vcap(vcap_services: str | None) -> list[dict]:
+    """Bound services named or tagged ``automl-api-keys`` (a user-provided service, made with
+    ``cf create-user-provided-service automl-api-keys -p '{"keys": {...}}'``), each as
+    ``{"name": ..., "credentials": ...}``; ``automl.auth`` reads the keys from the credentials.
+    """
+    if not vcap_services:
+        return []
+    found = []
+    for instances in json.loads(vcap_services).values():
+        for service in instances:
+            tags = [str(t).lower() for t in service.get("tags") or []]
+            if service.get("name") == API_KEYS_SERVICE or API_KEYS_SERVICE in tags:
+                found.append({"name": service.get("name") or "(unnamed)",
+                              "credentials": service.get("credentials")})
+    return found
 
 
 def redis_url_from_vcap(vcap_services: str | None) -> str | None:
