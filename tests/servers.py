@@ -21,7 +21,9 @@ VENV_BIN = Path(sys.executable).parent
 # The service's own settings: never inherited from the shell running the tests, only given.
 SERVICE_VARIABLES = ("PORT", "REDIS_URL", "VCAP_SERVICES", "AUTOML_MODEL_DIR", "AUTOML_SECRET_KEY",
                      "AUTOML_MAX_CONCURRENT_TRAININGS", "AUTOML_RUN_JOBS", "DASK_SCHEDULER_ADDRESS",
-                     "WEB_CONCURRENCY", "GUNICORN_THREADS", "GUNICORN_TIMEOUT", "MAX_UPLOAD_MB")
+                     "WEB_CONCURRENCY", "GUNICORN_THREADS", "GUNICORN_TIMEOUT", "MAX_UPLOAD_MB",
+                     "AUTOML_API_KEYS", "AUTOML_API_KEYS_FILE", "AUTOML_RATE_LIMIT",
+                     "AUTOML_RATE_LIMIT_STORAGE", "AUTOML_MAX_TRAININGS_PER_KEY")
 
 
 def free_port() -> int:
