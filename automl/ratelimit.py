@@ -12,8 +12,8 @@ live follows the store:
   gunicorn workers of one machine (the processes the directory store already serves) share it;
   SQLite's file locking makes each increment atomic across them. ``limits`` has no storage for
   this case (its ``memory://`` counts per process, so N workers would allow N times the limit).
-* ``AUTOML_RATE_LIMIT_STORAGE`` overrides both with any ``limits`` storage URI
-  (``memory://``, ``memcached://host:11211``, ``redis://...``) or ``sqlite:///absolute/path``.
+* ``AUTOML_RATE_LIMIT_STORAGE`` overrides both with a ``limits`` storage URI (``redis://...``,
+  ``memory://``; others need their client library installed) or ``sqlite:///absolute/path``.
 
 A fixed window lets a client that spends its whole allowance at the end of one window spend it
 again at the start of the next: at most twice the limit within a short stretch, never more.
