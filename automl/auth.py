@@ -110,17 +110,19 @@ def current_principal() -> Principal:
     return principal
 
 
-def require_owner_or_admin(owner_name: str | None, what: str = "this") -> Principal:
-    """Refuse (403) unless the request's key is ``owner_name`` or has ``admin``.
+def require_owner_or_admin(owner_name: str | None, what: str = "this",
+                           action: str = "change") -> Principal:
+    """Refuse (403) unless the request's key is ``owner_name`` or has ``admin``; the principal.
 
-    ``what`` names the thing in the message, e.g. ``"job 19ac3"`` or ``"pipeline 7"``. A
-    thing with no recorded owner (made before keys were configured) is admin-only.
+    ``what`` names the thing in the message, e.g. ``"job 19ac3"`` or ``"pipeline 7"``;
+    ``action`` what was refused (``"see"`` for a train-only key reading another key's job).
+    A thing with no recorded owner (made before keys were configured) is admin-only.
     """
     principal = current_principal()
     if principal.is_admin or (owner_name is not None and principal.name == owner_name):
         return principal
     owner = f"key '{owner_name}'" if owner_name is not None else "no key (it predates API keys)"
-    raise Forbidden(f"key '{principal.name}' may not change {what}: it belongs to {owner}. "
+    raise Forbidden(f"key '{principal.name}' may not {action} {what}: it belongs to {owner}. "
                     "Only its owner or a key with the 'admin' scope may.")
 
 

@@ -45,7 +45,6 @@ REDIS_KEY_PREFIX = "automl:ratelimit"
 STORAGE_ERROR_LOG_INTERVAL_S = 60
 
 
-@lru_cache(maxsize=256)
 def parse_rate_limit(text: str) -> tuple[RateLimitItem, ...]:
     """``"600 per minute"``, ``"10/second; 600/hour"``..., or ``"off"`` (no limit: empty).
 
@@ -53,6 +52,11 @@ def parse_rate_limit(text: str) -> tuple[RateLimitItem, ...]:
     """
     if not isinstance(text, str) or not text.strip():
         raise ValueError("a rate limit is a string such as '600 per minute' (or 'off')")
+    return _parse_rate_limit(text)
+
+
+@lru_cache(maxsize=256)
+def _parse_rate_limit(text: str) -> tuple[RateLimitItem, ...]:
     if text.strip().lower() == OFF:
         return ()
     try:

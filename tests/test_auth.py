@@ -190,6 +190,8 @@ def test_require_owner_or_admin(app):
         assert refused.value.status == 403 and refused.value.code == "forbidden"
         with pytest.raises(Forbidden, match="predates API keys"):
             require_owner_or_admin(None, "pipeline 3")
+        with pytest.raises(Forbidden, match="key 'ci' may not see job 2: it belongs"):
+            require_owner_or_admin("trainer", "job 2", action="see")
     with app.test_request_context("/jobs/19ac3", method="DELETE", headers=bearer("root")):
         app.preprocess_request()
         assert require_owner_or_admin("trainer").is_admin
@@ -356,6 +358,8 @@ MALFORMED = {
     "reserved-name": (json.dumps({"anonymous": entry()}), "'anonymous' is reserved"),
     "same-secret": (json.dumps({"alice": entry(), "bob": entry()}), "'alice' and 'bob' have the same secret"),
     "bad-rate-limit": (json.dumps({"alice": entry(rate_limit="lots")}), "key 'alice': 'rate_limit'"),
+    "rate-limit-a-list": (json.dumps({"alice": entry(rate_limit=["60/minute"])}),
+                          "key 'alice': 'rate_limit': a rate limit is a string"),
     "bad-max-trainings": (json.dumps({"alice": entry(max_trainings=0)}), "'max_trainings' must be"),
 }
 
@@ -575,7 +579,8 @@ def test_two_instances_on_one_redis_share_keys_and_one_rate_limit(tmp_path, redi
 def test_gunicorn_refuses_to_start_with_malformed_keys_and_prints_no_secret(tmp_path):
     bad = {"alice": {"key": SECRETS["alice"], "scopes": ["predict", "superuser"]}}
     server = GunicornServer(tmp_path / "gunicorn.log", env={
-        "AUTOML_MODEL_DIR": str(tmp_path / "models"), "AUTOML_API_KEYS": json.dumps(bad)})
+        "AUTOML_MODEL_DIR": str(tmp_path / "models"), "AUTOML_API_KEYS": json.dumps(bad),
+        "WEB_CONCURRENCY": "1"})
     with pytest.raises(AssertionError, match="gunicorn exited"):
         server.start(timeout_s=60)
     server.stop()
