@@ -14,7 +14,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     # without Flask, tsfresh or aeon.
     from flask import Flask
 
-    from . import api, config
+    from . import api, auth, config
     from .errors import register_error_handlers
     from .params import Limits
     from .runner import JobRunner
@@ -26,6 +26,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.json = FiniteJSONProvider(app)
     app.config.from_mapping(config.from_environment())
     app.config.from_mapping(overrides or {})
+    auth.init_app(app)  # API keys and rate limits; refuses malformed ones before anything runs
     state = open_state(app.config)
     app.extensions["state"] = state
     app.extensions["limits"] = Limits.from_settings(app.config)

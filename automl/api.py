@@ -10,6 +10,7 @@ import time
 
 from flask import Blueprint, current_app, jsonify, request
 
+from .auth import PREDICT, current_principal, require_owner_or_admin
 from .budget import Budget
 from .checks import OneOf, Whole, check
 from .errors import BadRequest
@@ -80,7 +81,13 @@ def train_model():
     uploads = require_files(request, TRAINING_FILES)
     params, raw, labels = run_blocking(parse_training_uploads, uploads, _limits())
     run_blocking(matched_training_data, raw, labels, params)  # refuse unusable data now
-    job = _state().jobs.create(uploads, params.pipeline_id, Budget.of(params).seconds)
+    principal = current_principal()
+    if params.pipeline_id is not None and _state().models.exists(params.pipeline_id):
+        require_owner_or_admin(_state().models.owner(params.pipeline_id),
+                               f"pipeline '{params.pipeline_id}'", "add a version to")
+    job = _state().jobs.create(
+        uploads, params.pipeline_id, Budget.of(params).seconds, submitted_by=principal.name,
+        max_per_submitter=principal.max_trainings if principal.authenticated else None)
     if params.run_async or _prefers_async():
         return _accepted(job)
     finished = _wait(job)
@@ -204,7 +211,9 @@ def list_jobs():
     state = request.args.get("state")
     if state is not None:
         state = JobState(check(OneOf([s.value for s in JobState]), state, "state"))
-    jobs, after = _state().jobs.list(limit, before, state)
+    principal = current_principal()
+    own = None if principal.can(PREDICT) else principal.name  # train-only keys: their own
+    jobs, after = _state().jobs.list(limit, before, state, submitted_by=own)
     response = jsonify([{k: entry.to_json().get(k) for k in JOB_SUMMARY_FIELDS}
                         if isinstance(entry, Job) else entry.to_json() for entry in jobs])
     if after is not None:
@@ -238,7 +247,10 @@ def show_job(job_id: str):
         "503": {$ref: "#/components/responses/ServiceUnavailable"}
         default: {$ref: "#/components/responses/Error"}
     """
-    return jsonify(_state().jobs.get(job_id).to_json())
+    job = _state().jobs.get(job_id)
+    if not current_principal().can(PREDICT):
+        require_owner_or_admin(job.submitted_by, f"job {job_id}", "see")
+    return jsonify(job.to_json())
 
 
 @bp.delete("/jobs/<job_id>")
@@ -259,7 +271,170 @@ def cancel_job(job_id: str):
         "503": {$ref: "#/components/responses/ServiceUnavailable"}
         default: {$ref: "#/components/responses/Error"}
     """
-    return jsonify(_state().jobs.cancel(job_id).to_json()), 202
+    state = _state()
+    principal = require_owner_or_admin(state.jobs.get(job_id).submitted_by, f"job {job_id}",
+                                       "cancel")
+    job = state.jobs.cancel(job_id)
+    state.audit.record(principal.name, "cancelled", f"job {job_id}", pipelineId=job.pipeline_id)
+    return jsonify(job.to_json()), 202
+
+
+@bp.get("/models/<pipeline_id>/versions")
+def list_versions(pipeline_id: str):
+    """Every version of a pipeline, oldest first, with its report and who made it.
+    ---
+    get:
+      operationId: listVersions
+      summary: The versions of a pipeline
+      parameters:
+        - {in: path, name: pipeline_id, required: true, schema: {type: string}}
+      responses:
+        "200":
+          description: The versions; current true marks the one a bare id serves.
+          content:
+            application/json:
+              schema: {type: array, items: {$ref: "#/components/schemas/TrainingReport"}}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "503": {$ref: "#/components/responses/ServiceUnavailable"}
+        default: {$ref: "#/components/responses/Error"}
+    """
+    return jsonify(_state().models.versions(pipeline_id))
+
+
+@bp.post("/models/<pipeline_id>/rollback")
+def rollback(pipeline_id: str):
+    """Point the pipeline's current alias at an earlier version.
+    ---
+    post:
+      operationId: rollback
+      summary: Serve an earlier version of a pipeline again
+      description: >
+        Without a body, the finished version before the current one; with the JSON body
+        {"version": N}, that version. Its owner's key, or an admin key.
+      parameters:
+        - {in: path, name: pipeline_id, required: true, schema: {type: string}}
+      requestBody:
+        required: false
+        content:
+          application/json:
+            schema:
+              type: object
+              additionalProperties: false
+              properties: {version: {type: integer, minimum: 1, maximum: 1000000}}
+      responses:
+        "200":
+          description: The report of the version now current.
+          content: {application/json: {schema: {$ref: "#/components/schemas/TrainingReport"}}}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "503": {$ref: "#/components/responses/ServiceUnavailable"}
+        default: {$ref: "#/components/responses/Error"}
+    """
+    models = _state().models
+    principal = require_owner_or_admin(models.owner(pipeline_id), f"pipeline '{pipeline_id}'",
+                                       "roll back")
+    version = _json_version(request)
+    previous = models.metadata(pipeline_id)["version"]
+    current = models.rollback(pipeline_id, version)
+    _state().audit.record(principal.name, "rolled_back", f"pipeline {pipeline_id}",
+                          fromVersion=previous, toVersion=current["version"])
+    return jsonify(current)
+
+
+def _json_version(request) -> int | None:
+    """``{"version": N}`` from a JSON body, or None for no body."""
+    if not request.get_data(cache=True):
+        return None
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or set(body) - {"version"}:
+        raise BadRequest('Send no body, or the JSON {"version": N} naming the version to serve.')
+    return check(Whole(1, 1_000_000), body.get("version"), "version") if "version" in body \
+        else None
+
+
+@bp.delete("/models/<pipeline_id>/versions/<int:version>")
+def delete_version(pipeline_id: str, version: int):
+    """Delete one version of a pipeline (its owner's key, or an admin key).
+    ---
+    delete:
+      operationId: deleteVersion
+      summary: Delete one version of a pipeline
+      parameters:
+        - {in: path, name: pipeline_id, required: true, schema: {type: string}}
+        - {in: path, name: version, required: true, schema: {type: integer}}
+      responses:
+        "200":
+          description: Deleted; the current alias falls back to the newest version left.
+          content: {application/json: {schema: {type: object}}}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "503": {$ref: "#/components/responses/ServiceUnavailable"}
+        default: {$ref: "#/components/responses/Error"}
+    """
+    models = _state().models
+    principal = require_owner_or_admin(models.owner(pipeline_id), f"pipeline '{pipeline_id}'",
+                                       "delete a version of")
+    models.delete_version(pipeline_id, version)
+    _state().audit.record(principal.name, "deleted_version", f"pipeline {pipeline_id}",
+                          version=version)
+    return jsonify(pipelineId=pipeline_id, version=version, deleted=True)
+
+
+@bp.delete("/models/<pipeline_id>")
+def delete_model(pipeline_id: str):
+    """Delete a pipeline: every version and artifact (its owner's key, or an admin key).
+    ---
+    delete:
+      operationId: deleteModel
+      summary: Delete a pipeline and all its versions
+      parameters:
+        - {in: path, name: pipeline_id, required: true, schema: {type: string}}
+      responses:
+        "200":
+          description: Deleted.
+          content: {application/json: {schema: {type: object}}}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "503": {$ref: "#/components/responses/ServiceUnavailable"}
+        default: {$ref: "#/components/responses/Error"}
+    """
+    models = _state().models
+    principal = require_owner_or_admin(models.owner(pipeline_id), f"pipeline '{pipeline_id}'",
+                                       "delete")
+    models.delete(pipeline_id)
+    _state().audit.record(principal.name, "deleted", f"pipeline {pipeline_id}")
+    return jsonify(pipelineId=pipeline_id, deleted=True)
+
+
+@bp.get("/audit")
+def audit():
+    """Who trained, replaced, rolled back, deleted or cancelled what, and when (admin).
+    ---
+    get:
+      operationId: audit
+      summary: The audit trail, newest first
+      parameters:
+        - {in: query, name: limit, required: false,
+           schema: {type: integer, minimum: 1, maximum: 500, default: 100}}
+        - {in: query, name: before, required: false, schema: {type: integer, minimum: 1},
+           description: "an event number: the page after it (from the Link header's next)"}
+      responses:
+        "200":
+          description: A page of events; a Link header (rel=next) points to the next page.
+          headers: {Link: {schema: {type: string}}}
+          content:
+            application/json:
+              schema: {type: array, items: {type: object}}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "503": {$ref: "#/components/responses/ServiceUnavailable"}
+        default: {$ref: "#/components/responses/Error"}
+    """
+    limit = check(PAGE_LIMIT, _query_int("limit", 100), "limit")
+    before = request.args.get("before")
+    before = None if before is None else check(Whole(1, 10**15), _query_int("before", 0), "before")
+    events, after = _state().audit.list(limit, before)
+    response = jsonify(events)
+    if after is not None:
+        response.headers["Link"] = f'</audit?limit={limit}&before={after}>; rel="next"'
+    return response
 
 
 @bp.get("/health")
@@ -271,10 +446,11 @@ def health():
       summary: Whether the service answers
       responses:
         "200":
-          description: It does.
+          description: It does; auth says whether API keys are required (keys) or not (open).
           content: {application/json: {schema: {$ref: "#/components/schemas/Health"}}}
     """
-    return jsonify(status="ok")
+    auth = current_app.extensions.get("auth")
+    return jsonify(status="ok", auth=auth.mode if auth else "open")
 
 
 @bp.get("/openapi.json")

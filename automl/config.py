@@ -33,8 +33,13 @@ NUMBERS = {
     # Finished jobs are forgotten after this many days, and beyond this many records.
     "AUTOML_JOB_RETENTION_DAYS": ("JOB_RETENTION_DAYS", 7.0, 0.0, 36_500.0, float),
     "AUTOML_MAX_JOB_RECORDS": ("MAX_JOB_RECORDS", 1_000, 1, 10_000_000, int),
+    # The audit trail keeps this many events, none older than this many days.
+    "AUTOML_AUDIT_MAX_EVENTS": ("AUDIT_MAX_EVENTS", 10_000, 1, 10_000_000, int),
+    "AUTOML_AUDIT_RETENTION_DAYS": ("AUDIT_RETENTION_DAYS", 90.0, 0.0, 36_500.0, float),
     # Finished versions kept per pipeline (the current one is always kept).
     "AUTOML_KEEP_VERSIONS": ("KEEP_VERSIONS", 10, 1, 10_000, int),
+    # Trainings one key may have queued or running; a key's "max_trainings" overrides it.
+    "AUTOML_MAX_TRAININGS_PER_KEY": ("MAX_TRAININGS_PER_KEY", 4, 1, 100_000, int),
     # Series one prediction request may hold (413 beyond).
     "AUTOML_MAX_PREDICTION_SERIES": ("MAX_PREDICTION_SERIES", 10_000, 1, 10_000_000, int),
     # A synchronous POST /train_model waits at most this long, then answers 202 with its job.
@@ -60,6 +65,17 @@ def from_environment(env=None) -> dict:
         "RUN_JOBS": env.get("AUTOML_RUN_JOBS", "true").lower() not in ("0", "false", "no"),
         # A Dask scheduler for TPOT's search and tsfresh's extraction; a local cluster if unset.
         "DASK_SCHEDULER_ADDRESS": env.get("DASK_SCHEDULER_ADDRESS") or None,
+        # API keys (see automl/auth.py): JSON {"<name>": {"key": ..., "scopes": [...]}} in the
+        # variable, in a file, or in a bound Cloud Foundry service; at most one of the three.
+        # None of them: the service runs open (and says so).
+        "API_KEYS": env.get("AUTOML_API_KEYS") or None,
+        "API_KEYS_FILE": env.get("AUTOML_API_KEYS_FILE") or None,
+        "API_KEYS_SERVICES": api_key_services_from_vcap(env.get("VCAP_SERVICES")),
+        # Requests per key (anonymous: per client address); a key's "rate_limit" overrides it.
+        "RATE_LIMIT": env.get("AUTOML_RATE_LIMIT") or "600 per minute",
+        # Where the counters live; by default Redis with a Redis store, else a SQLite file in
+        # MODEL_DIR (see automl/ratelimit.py).
+        "RATE_LIMIT_STORAGE": env.get("AUTOML_RATE_LIMIT_STORAGE") or None,
     }
     for variable, (name, default, minimum, maximum, kind) in NUMBERS.items():
         settings[name] = _number(env, variable, default, minimum, maximum, kind)
@@ -79,6 +95,26 @@ def _number(env, variable: str, default, minimum, maximum, kind):
         raise ConfigurationError(f"{variable}={raw[:40]!r}: must be a {'whole ' if kind is int else ''}"
                                  f"number from {minimum:g} to {maximum:g} (default {default:g}).")
     return value
+
+
+API_KEYS_SERVICE = "automl-api-keys"
+
+
+def api_key_services_from_vcap(vcap_services: str | None) -> list[dict]:
+    """Bound services named or tagged ``automl-api-keys`` (a user-provided service, made with
+    ``cf create-user-provided-service automl-api-keys -p '{"keys": {...}}'``), each as
+    ``{"name": ..., "credentials": ...}``; ``automl.auth`` reads the keys from the credentials.
+    """
+    if not vcap_services:
+        return []
+    found = []
+    for instances in json.loads(vcap_services).values():
+        for service in instances:
+            tags = [str(t).lower() for t in service.get("tags") or []]
+            if service.get("name") == API_KEYS_SERVICE or API_KEYS_SERVICE in tags:
+                found.append({"name": service.get("name") or "(unnamed)",
+                              "credentials": service.get("credentials")})
+    return found
 
 
 def redis_url_from_vcap(vcap_services: str | None) -> str | None:

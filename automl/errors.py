@@ -126,6 +126,32 @@ class BudgetExceeded(BadRequest):
     code = "budget_exceeded"
 
 
+class Unauthorized(ApiError):
+    """No valid API key was sent."""
+
+    status = 401
+    code = "unauthorized"
+
+    def __init__(self, message: str, error: str | None = None):
+        # RFC 6750: error="invalid_token" when a key was sent but is not valid.
+        challenge = 'Bearer realm="automl"' + (f', error="{error}"' if error else "")
+        super().__init__(message, {"WWW-Authenticate": challenge})
+
+
+class Forbidden(ApiError):
+    """The key is valid but may not do this (a scope it lacks, or another key's thing)."""
+
+    status = 403
+    code = "forbidden"
+
+    def __init__(self, message: str, scopes=None):
+        headers = {}
+        if scopes:  # RFC 6750: the key is valid but lacks a scope
+            headers = {"WWW-Authenticate": f'Bearer realm="automl", error="insufficient_scope", '
+                                           f'scope="{" ".join(sorted(scopes))}"'}
+        super().__init__(message, headers)
+
+
 class NotFound(ApiError):
     status = 404
     code = "not_found"
@@ -226,8 +252,9 @@ _HTTP_HINTS = {
     400: "The request could not be read (a malformed multipart body or header). Send "
     "multipart/form-data, e.g. requests.post(url, files={...}) or curl -F raw_data=@file.json.",
     404: "No such route. Routes: POST /train_model, POST /serve_prediction, GET /models, "
-    "GET /models/<pipeline_id>, GET /jobs, GET|DELETE /jobs/<job_id>, GET /health; "
-    "GET /openapi.json describes them all.",
+    "GET|DELETE /models/<pipeline_id>, GET /models/<pipeline_id>/versions, "
+    "POST /models/<pipeline_id>/rollback, GET /jobs, GET|DELETE /jobs/<job_id>, GET /audit, "
+    "GET /health; GET /openapi.json describes them all.",
     405: "This route does not accept that HTTP method; GET /openapi.json lists each route's "
     "methods.",
     413: "The request is larger than the server accepts (MAX_UPLOAD_MB). Send fewer series per "

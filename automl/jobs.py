@@ -224,10 +224,11 @@ class JobStore:
             job.progress = None
         return job
 
-    def list(self, limit: int = 50, before: str | None = None,
-             state: JobState | None = None) -> tuple[list[Job | UnreadableJob], str | None]:
-        """Jobs newest first: at most ``limit`` submitted before the job ``before``, and the
-        id to pass as ``before`` for the next page (None on the last)."""
+    def list(self, limit: int = 50, before: str | None = None, state: JobState | None = None,
+             submitted_by: str | None = None) -> tuple[list[Job | UnreadableJob], str | None]:
+        """Jobs newest first (only ``state``'s, only ``submitted_by``'s, if given): at most
+        ``limit`` submitted before the job ``before``, and the id to pass as ``before`` for
+        the next page (None on the last)."""
         ids = sorted((key.removeprefix(f"{Keys.RECORDS}/") for key in
                       self.backend.keys(Keys.RECORDS)), reverse=True)
         if before is not None:
@@ -235,7 +236,9 @@ class JobStore:
         page: list[Job | UnreadableJob] = []
         for job_id in ids:
             entry = self._entry(job_id)
-            if entry is None or (state is not None and getattr(entry, "state", None) != state):
+            if entry is None or (state is not None and getattr(entry, "state", None) != state) \
+                    or (submitted_by is not None
+                        and getattr(entry, "submitted_by", None) != submitted_by):
                 continue
             if len(page) == limit:  # one more exists: there is a next page
                 return page, page[-1].job_id

@@ -110,8 +110,9 @@ def _components(spec: APISpec, limits: Limits) -> None:
         "else {class: P}.",
         "additionalProperties": {"anyOf": [{"type": "number"}, {
             "type": "object", "additionalProperties": {"type": "number"}}]}})
-    spec.components.schema("Health", {"type": "object", "required": ["status"],
-                                      "properties": {"status": {"type": "string"}}})
+    spec.components.schema("Health", {"type": "object", "required": ["status", "auth"],
+                                      "properties": {"status": {"type": "string"},
+                                                     "auth": {"enum": ["keys", "open"]}}})
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     retry = {"Retry-After": {"schema": {"type": "string"}, "description": "seconds"}}
     for name, (status, description) in _ERROR_STATUSES.items():

@@ -87,6 +87,7 @@ class JobRunner:
         if time.time() - self._pruned_at > PRUNE_EVERY_S:
             self._pruned_at = time.time()
             self.jobs.prune(self.retention_s, self.max_records)
+            self.state.audit.prune()
         while len(self._running) < self.jobs.max_running and not self._stop.is_set():
             job = self.jobs.claim(self.owner)
             if job is None:

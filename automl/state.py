@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from .audit import AuditLog
 from .backends import DirectoryBackend, RedisBackend
 from .config import ConfigurationError
 from .errors import ApiError
@@ -19,7 +20,8 @@ log = logging.getLogger(__name__)
 SETTINGS_VARIABLE = "AUTOML_WORKER_SETTINGS"  # how a training process receives the settings
 SETTINGS_FOR_WORKERS = ("MODEL_DIR", "REDIS_URL", "SECRET_KEY", "MAX_CONCURRENT_TRAININGS",
                         "MAX_QUEUED_JOBS", "JOB_ATTEMPTS", "JOB_STALE_SECONDS", "KEEP_VERSIONS",
-                        "MAX_BUDGET_MINS", "FIXED_MODEL_BUDGET_MINS", "DASK_SCHEDULER_ADDRESS")
+                        "MAX_BUDGET_MINS", "FIXED_MODEL_BUDGET_MINS", "DASK_SCHEDULER_ADDRESS",
+                        "AUDIT_MAX_EVENTS", "AUDIT_RETENTION_DAYS")
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class State:
     backend: object
     models: ModelStore
     jobs: JobStore
+    audit: AuditLog
 
     def end_job(self, job_id: str, error: ApiError) -> bool:
         """Fail (or cancel) a job once, and remove the provisional version it left: a failed
@@ -61,4 +64,6 @@ def open_state(settings: dict) -> State:
                     max_queued=int(settings.get("MAX_QUEUED_JOBS", 20)),
                     stale_after_s=float(settings.get("JOB_STALE_SECONDS", 30.0)),
                     max_attempts=int(settings.get("JOB_ATTEMPTS", 2)))
-    return State(backend, models, jobs)
+    audit = AuditLog(backend, max_events=int(settings.get("AUDIT_MAX_EVENTS", 10_000)),
+                     max_age_s=float(settings.get("AUDIT_RETENTION_DAYS", 90)) * 86_400)
+    return State(backend, models, jobs, audit)

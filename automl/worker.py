@@ -87,6 +87,7 @@ class TrainingProcess:
             self.state.jobs.succeed(self.job.job_id, self.state.models.metadata(
                 self.pipeline_id, self.version))
             self._ended = True
+            self._audit()
 
     def _save(self, classifier, report, provisional: bool, locked: bool = False) -> None:
         if not locked:
@@ -152,11 +153,18 @@ class TrainingProcess:
                 self.state.models.finalize(self.pipeline_id, self.version, stoppedAtBudget=True)
                 self.state.jobs.succeed(self.job.job_id, self.state.models.metadata(
                     self.pipeline_id, self.version))
+                self._audit()
                 return
             self.state.end_job(self.job.job_id, BudgetExceeded(
                 f"No pipeline was ready within max_time_mins ({self.job.budget_seconds / 60:g} "
                 "min) plus the margin. Raise max_time_mins, send fewer or shorter series, or "
                 "use default_fc_parameters: minimal or engine: minirocket."))
+
+    def _audit(self) -> None:
+        self.state.audit.record(self.job.submitted_by,
+                                "trained" if self.version == 1 else "replaced",
+                                f"pipeline {self.pipeline_id}", version=self.version,
+                                jobId=self.job.job_id)
 
     def _still_ours(self) -> bool:
         job = self.state.jobs.get(self.job.job_id)

@@ -22,10 +22,17 @@ model_training: {model: random_forest, model_args: {n_estimators: 50, random_sta
 
 
 @pytest.fixture
-def app(tmp_path):
+def app_overrides() -> dict:
+    """More settings for ``app``; a test module overrides this fixture (e.g. with API_KEYS)."""
+    return {}
+
+
+@pytest.fixture
+def app(tmp_path, app_overrides):
     """The app with its job runner: trainings run in real worker processes, as in production."""
     app = create_app({"TESTING": True, "MODEL_DIR": str(tmp_path / "models"),
-                      "SECRET_KEY": "test-secret", "MAX_CONTENT_LENGTH": 4 * 1024 * 1024})
+                      "SECRET_KEY": "test-secret", "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,
+                      **app_overrides})
     yield app
     app.extensions["job_runner"].stop()
 

@@ -24,7 +24,8 @@ VENV_BIN = Path(sys.executable).parent
 SERVICE_VARIABLES = ("PORT", "REDIS_URL", "VCAP_SERVICES", "AUTOML_MODEL_DIR", "AUTOML_SECRET_KEY",
                      "AUTOML_RUN_JOBS", "DASK_SCHEDULER_ADDRESS", "WEB_CONCURRENCY",
                      "GUNICORN_WORKER_CONNECTIONS", "GUNICORN_TIMEOUT", "MAX_UPLOAD_MB",
-                     *NUMBERS)
+                     "AUTOML_API_KEYS", "AUTOML_API_KEYS_FILE", "AUTOML_RATE_LIMIT",
+                     "AUTOML_RATE_LIMIT_STORAGE", *NUMBERS)
 
 
 def free_port() -> int:

@@ -52,7 +52,7 @@ def test_train_then_predict_then_list(client, sample, test_labels):
     assert listing["1"]["mean_cv_roc_auc"] == report["mean_cv_roc_auc"]
     assert "RandomForestClassifier" in listing["1"]["modelType"]
     assert client.get("/models/1").json["selectedFeatures"] == report["selectedFeatures"]
-    assert client.get("/health").json == {"status": "ok"}
+    assert client.get("/health").json == {"status": "ok", "auth": "open"}
 
 
 def test_tpot_search_reports_what_it_tried(client, sample):

@@ -407,3 +407,17 @@ def test_a_search_runs_on_the_dask_cluster_it_is_pointed_at(dask, tmp_path):
     assert search["transitions"] > extraction["transitions"], (extraction, search)
     # Tasks of a kind feature extraction never submits: the search's evaluations.
     assert set(search["prefixes"]) - set(extraction["prefixes"]), (extraction, search)
+
+
+def test_a_rollback_on_one_instance_is_what_the_other_serves_next(instances):
+    a, b = instances
+    train(a, FAST + b"pipeline_id: r\n")
+    first = scores(a, "r")
+    assert scores(b, "r") == first  # now in both instances' caches
+    train(b, OTHER + b"pipeline_id: r\n")
+    second = scores(a, "r")
+    assert second != first
+    rolled = requests.post(f"{b.url}/models/r/rollback", timeout=30)
+    assert rolled.status_code == 200 and rolled.json()["version"] == 1, rolled.text
+    assert scores(a, "r") == first  # the very next request on the other instance
+    assert [v["current"] for v in get(a, "/models/r/versions")] == [True, False]

@@ -5,6 +5,7 @@ with the repository's own ``pipeline_parameters.yml`` and ``test_parameters.yml`
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -18,11 +19,18 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def server(tmp_path):
-    """One gunicorn from the Procfile; ``restart`` keeps its model directory."""
-    running = GunicornServer(tmp_path / "gunicorn.log", env={
-        "AUTOML_MODEL_DIR": str(tmp_path / "models"), "AUTOML_SECRET_KEY": "e2e-secret"})
+KEY = "e2e-key-0123456789abcdef"
+
+
+@pytest.fixture(params=["open", "keys"])
+def server(tmp_path, request):
+    """One gunicorn from the Procfile, open or with an API key; ``restart`` keeps its model
+    directory."""
+    env = {"AUTOML_MODEL_DIR": str(tmp_path / "models"), "AUTOML_SECRET_KEY": "e2e-secret"}
+    if request.param == "keys":
+        env["AUTOML_API_KEYS"] = json.dumps({"ci": {"key": KEY, "scopes": ["train", "predict"]}})
+    running = GunicornServer(tmp_path / "gunicorn.log", env=env)
+    running.headers = {"Authorization": f"Bearer {KEY}"} if request.param == "keys" else {}
     with running:
         yield running
 
@@ -30,17 +38,21 @@ def server(tmp_path):
 def test_the_blog_posts_client_code_against_gunicorn(server, monkeypatch, test_labels):
     monkeypatch.chdir(ROOT)  # the post's client opens files relative to the project
     base = server.url
+    headers = server.headers  # with keys, the one addition the post's client needs
 
-    # The post's client, verbatim but for the host and port.
+    # The post's client, verbatim but for the host and port (and the key's header).
     train_files = {'raw_data': open('data/data_train.json', 'rb'),
                    'labels': open('data/label_train.json', 'rb'),
                    'params': open('pipeline_parameters.yml', 'rb')}
-    r = requests.post(f'{base}/train_model', files=train_files)
+    r = requests.post(f'{base}/train_model', files=train_files, headers=headers)
     trained = r.json()
     assert r.status_code == 200, trained
     test_files = {'raw_data': open('data/data_test.json', 'rb'), 'params': open('test_parameters.yml', 'rb')}
-    scores = requests.post(f'{base}/serve_prediction', files=test_files).json()
-    models = requests.get(f'{base}/models').json()
+    scores = requests.post(f'{base}/serve_prediction', files=test_files, headers=headers).json()
+    models = requests.get(f'{base}/models', headers=headers).json()
+    if headers:  # and without the key, nothing but a 401 that says what to send
+        refused = requests.get(f'{base}/models')
+        assert refused.status_code == 401 and "Bearer" in refused.json()["message"]
 
     assert {"trainTime", "trainShape", "mean_cv_accuracy", "mean_cv_roc_auc", "modelType",
             "modelId", "search"} <= trained.keys()
@@ -53,6 +65,7 @@ def test_the_blog_posts_client_code_against_gunicorn(server, monkeypatch, test_l
 
     # A restart loses nothing: the same model is listed and scores the same.
     server.restart()
-    assert requests.get(f'{base}/models').json() == models
+    assert requests.get(f'{base}/models', headers=headers).json() == models
     test_files = {'raw_data': open('data/data_test.json', 'rb'), 'params': open('test_parameters.yml', 'rb')}
-    assert requests.post(f'{base}/serve_prediction', files=test_files).json() == pytest.approx(scores)
+    assert requests.post(f'{base}/serve_prediction', files=test_files,
+                         headers=headers).json() == pytest.approx(scores)
