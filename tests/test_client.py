@@ -81,7 +81,7 @@ def test_predict_keys_scores_by_series_id_whatever_the_input(service, trained, t
 
 def test_models_jobs_and_health(service, trained):
     job, _ = trained
-    assert service.health() == {"status": "ok"}
+    assert service.health() == {"status": "ok", "auth": "open"}
     assert service.models()["client-1"]["mean_cv_accuracy"] == job["result"]["mean_cv_accuracy"]
     assert service.model("client-1")["jobId"] == job["jobId"]
     assert job["jobId"] in [j["jobId"] for j in service.jobs()]

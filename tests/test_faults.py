@@ -223,7 +223,8 @@ def _leftovers(root: Path) -> list[str]:
 def test_a_full_or_read_only_store_refuses_writes_clearly_and_still_serves(tmp_path):
     with small_disk(tmp_path / "disk") as disk, GunicornServer(tmp_path / "gunicorn.log", env={
             "AUTOML_MODEL_DIR": str(disk / "models"), "AUTOML_SECRET_KEY": SECRET,
-            "AUTOML_RATE_LIMIT": "off"}) as server:
+            # No file of the service open for writing: the disk can be remounted read-only.
+            "AUTOML_RATE_LIMIT": "off", "AUTOML_RATE_LIMIT_STORAGE": "memory://"}) as server:
         pipeline_id = train(server).json()["modelId"]
         expected = predict(server, pipeline_id).json()
         listing = requests.get(f"{server.url}/models", timeout=10).json()
