@@ -20,8 +20,9 @@ counts before min counts, then group, then kernel: ``n_dilations * 2 * n_groups 
 float32 values per series (``n_groups * n_kernels`` per dilation and count when n_groups=1).
 
 The random draws use numpy (``random_state``), not torch's generator, so the same seed gives other
-kernels than aeon's; with aeon's kernels copied in (``weights_``, ``channel_indices_``) the
-features agree to float32 rounding (``bench/transforms.py`` documents the check).
+kernels than aeon's; with aeon's kernels copied in (``weights_``, ``channel_indices_``),
+99.99 % of the features on the development sets agree to float32 rounding and the rest differ
+by one count where two kernels tie in float32 (``bench/transforms.py`` documents the check).
 
 Hydra's classifier in the paper and in aeon is ridge regression with leave-one-out
 cross-validation (``RidgeClassifierCV(alphas=np.logspace(-3, 3, 10))``) on the features scaled by
