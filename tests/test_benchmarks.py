@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ("features", "serving", "training", "accuracy", "resamples")
+BENCHMARKS = ("features", "serving", "overload", "transforms", "training", "accuracy", "resamples")
 
 
 def test_every_benchmark_writes_its_table_plot_and_rows(tmp_path):
