@@ -39,7 +39,9 @@ _ERROR_STATUSES = {
 def build_spec(app) -> dict:
     """The contract of ``app`` as a dict (the view docstrings' operations, and components)."""
     spec = APISpec(title=TITLE, version=VERSION, openapi_version="3.1.0",
-                   plugins=[FlaskPlugin()], info={"description": _DESCRIPTION})
+                   plugins=[FlaskPlugin()], info={"description": _DESCRIPTION},
+                   # No key (open mode, and the public routes) or a bearer key: either.
+                   security=[{}, {"bearerAuth": []}])
     _components(spec, Limits.from_settings(app.config))
     with app.test_request_context():
         for endpoint, view in app.view_functions.items():
@@ -113,6 +115,10 @@ def _components(spec: APISpec, limits: Limits) -> None:
     spec.components.schema("Health", {"type": "object", "required": ["status", "auth"],
                                       "properties": {"status": {"type": "string"},
                                                      "auth": {"enum": ["keys", "open"]}}})
+    spec.components.security_scheme("bearerAuth", {
+        "type": "http", "scheme": "bearer", "description": "An API key, as `Authorization: "
+        "Bearer <key>`, when the service has keys configured (GET /health says `auth: keys`); "
+        "without keys every route is open."})
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     retry = {"Retry-After": {"schema": {"type": "string"}, "description": "seconds"}}
     for name, (status, description) in _ERROR_STATUSES.items():
