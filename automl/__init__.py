@@ -14,7 +14,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     # without Flask, tsfresh or aeon.
     from flask import Flask
 
-    from . import api, auth, config
+    from . import api, auth, config, dashboard
     from .errors import register_error_handlers
     from .params import Limits
     from .runner import JobRunner
@@ -34,6 +34,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         app.extensions["job_runner"] = JobRunner(state, app.config).start()
     register_error_handlers(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(dashboard.bp)  # the dashboard (/, /ui/...) and the API docs (/docs)
     app.wsgi_app = UploadDeadline(app.wsgi_app, app.config["UPLOAD_TIMEOUT_SECONDS"],
                                   app.config["UPLOAD_IDLE_SECONDS"])
     return app

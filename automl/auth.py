@@ -61,8 +61,20 @@ ANY_READER = frozenset({PREDICT, TRAIN})  # train keys follow their own jobs (ow
 ENDPOINT_SCOPES: dict[str, frozenset[str]] = {
     "api.health": PUBLIC,
     "api.openapi": PUBLIC,          # reserved: the API's description holds no data
-    "api.docs": PUBLIC,             # reserved: a page rendering it
-    "static": PUBLIC,               # Flask's own, when a static folder exists
+    "static": PUBLIC,               # Flask's own: the dashboard's and the docs' assets
+    # The dashboard and the API docs (automl.dashboard): browsers send no bearer header, so
+    # these need none here; the dashboard checks its signed-in key's scopes itself
+    # (dashboard.PAGE_SCOPES, deny by default) and a CSRF token on every form.
+    "ui.docs": PUBLIC,
+    "ui.signin": PUBLIC,
+    "ui.signout": PUBLIC,
+    "ui.leaderboard": PUBLIC,       # predict
+    "ui.pipeline": PUBLIC,          # predict
+    "ui.predict": PUBLIC,           # predict
+    "ui.jobs": PUBLIC,              # predict, or train for its own jobs
+    "ui.job": PUBLIC,               # predict, or train for its own jobs
+    "ui.train": PUBLIC,             # train
+    "ui.cancel_job": PUBLIC,        # train, its own jobs (admin: any)
     "api.serve_prediction": frozenset({PREDICT}),
     "api.list_models": frozenset({PREDICT}),
     "api.show_model": frozenset({PREDICT}),
