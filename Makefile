@@ -5,11 +5,11 @@ PYTHON ?= python3
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 export PORT ?= 8080
 
-.PHONY: serve test setup bench redis-server
+.PHONY: serve test setup bench redis-server chromium
 serve: $(STAMP)
 	$(VENV)/bin/gunicorn app:app --config gunicorn.conf.py --bind 0.0.0.0:$(PORT)
 
-test: $(STAMP) redis-server
+test: $(STAMP) redis-server chromium
 	$(VENV)/bin/python -m pytest
 
 # Every benchmark, then docs/benchmarks.md (about 80 minutes on 2 cores; not part of the tests).
@@ -23,6 +23,14 @@ redis-server:
 	  echo "installing redis-server (apt-get)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server; }
+
+# The browser tests (tests/test_browser.py) drive Debian's Chromium with Playwright's Python
+# package, never a browser Playwright downloads: installed here if missing, as redis-server.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "installing chromium (apt-get)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
 setup: $(STAMP)
 
