@@ -71,6 +71,15 @@ def _number(value) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def _at_most_one(axes, values) -> None:
+    """Scores of at most 1 (accuracy, ROC AUC): no axis beyond 1, where nothing can be."""
+    if values and max(values) <= 1.0:
+        left, right = axes.get_xlim()
+        if right > 1.0:
+            low = min(left, min(values))
+            axes.set_xlim(low, 1.0 + 0.04 * max(1.0 - low, 0.01))
+
+
 def cached(key, render, *args):
     """``render(*args)``, remembered under ``key`` (a report's identity): a page shown again,
     by a refresh or another reader, costs no drawing. Safe to call from several threads (at
@@ -119,7 +128,7 @@ def search_scores(search: dict | None, baseline_score=None) -> str | None:
             return None
         points = [(str(family), float(score), 0) for family, score in best.items()
                   if _number(score) is not None]
-        title = "best CV score per model family (each evaluated pipeline was not recorded)"
+        title = "the best CV score of each model family (each pipeline's own: not recorded)"
         scored_by_generation = False
     if not points:
         return None
@@ -151,7 +160,8 @@ def search_scores(search: dict | None, baseline_score=None) -> str | None:
     axes.set_yticks(range(len(families)), [_plain(f) for f in families], fontsize=9)
     axes.set_ylim(-0.6, len(families) - 0.4)
     axes.set_xlabel(f"CV score ({_plain(search.get('scoring') or 'score')})")
-    axes.set_title(_plain(title), fontsize=10)
+    axes.set_title(title.replace("$", r"\$"), fontsize=10)
+    _at_most_one(axes, xs + ([baseline] if baseline is not None else []))
     axes.grid(axis="x", alpha=0.3)
     return _svg(figure, "search", "CV score of every pipeline the search evaluated, by model "
                                   "family, with the baseline")
@@ -177,6 +187,7 @@ def engine_scores(candidates, chosen_engine=None) -> str | None:
     axes.set_yticks(range(len(rows)), [_plain(r[0]) for r in rows], fontsize=9)
     axes.set_ylim(-0.7, len(rows) - 0.2)
     axes.set_xlabel("CV score ± one standard error (orange: the engine chosen)")
+    _at_most_one(axes, [r[1] + r[2] for r in rows] + [r[1] - r[2] for r in rows])
     axes.grid(axis="x", alpha=0.3)
     return _svg(figure, "engines", "CV score of each feature engine with its standard error")
 

@@ -35,6 +35,7 @@ from flask import (Blueprint, Response, current_app, flash, g, has_request_conte
                    render_template, request, session, url_for)
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from jinja2 import Undefined
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
@@ -614,7 +615,7 @@ def _natural(pipeline_id: str):
 
 def _fmt(value, digits: int = 4, missing: str = "not recorded") -> str:
     """A number for a table: rounded, or ``missing``; a [min, max] pair as a range."""
-    if value is None:
+    if value is None or isinstance(value, Undefined):  # a field the report does not have
         return missing
     if isinstance(value, list) and len(value) == 2:
         return f"{_fmt(value[0], digits)}–{_fmt(value[1], digits)}"
