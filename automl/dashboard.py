@@ -12,7 +12,7 @@ header is) and forgotten; the session cookie keeps only the key's *name* and a t
 of the key's digest under a secret derived from the store's signing secret. Each request
 finds the key of that name and checks the tag, so a key removed or given a new secret signs
 its sessions out. The cookie is Flask's signed session (its own derived secret), HttpOnly,
-SameSite=Strict, Secure over HTTPS, and lasts at most ``SESSION_HOURS``. Pages then act with
+SameSite=Strict, Secure over HTTPS; a sign-in lasts at most ``SESSION_HOURS``. Pages then act with
 that key's scopes (``PAGE_SCOPES``, checked here, deny by default: ``automl.auth`` lists the
 dashboard's endpoints as needing no bearer header). Every form that changes something
 carries the session's CSRF token in a hidden field, checked on each POST.
@@ -173,6 +173,10 @@ def _session_principal():
     if not isinstance(signed, dict):
         return None
     name, tag = signed.get("name"), str(signed.get("tag", ""))
+    signed_at = session.get("signedInAt")
+    if not isinstance(signed_at, int) or time.time() - signed_at > SESSION_HOURS * 3600:
+        session.pop("key", None)  # a sign-in lasts at most SESSION_HOURS
+        return None
     found = None
     for key in _configured_keys():
         if key.principal.name == name and hmac.compare_digest(_key_tag(key.digest), tag):

@@ -422,6 +422,12 @@ def test_a_session_ends_when_its_key_changes_or_its_cookie_is_tampered_with(tmp_
     tampered = keys_app.test_client()
     tampered.set_cookie(dashboard.SESSION_COOKIE, cookie.value[:-2] + "xx")
     assert tampered.get("/").status_code == 302
+    # A sign-in lasts at most SESSION_HOURS.
+    late = keys_app.test_client()
+    sign_in(late, "reader")
+    with late.session_transaction() as session:
+        session["signedInAt"] -= dashboard.SESSION_HOURS * 3600 + 1
+    assert late.get("/").status_code == 302
     # Signing out ends it.
     client.post("/ui/signout", data={"csrf_token": csrf(client, "/")})
     assert client.get("/").status_code == 302
