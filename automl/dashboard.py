@@ -422,11 +422,25 @@ def _active_jobs() -> list[Job]:
         found, _ = _state().jobs.list(20, None, state, submitted_by=own)
         jobs += [job for job in found if isinstance(job, Job)]
     for job in jobs:  # the listing holds records; progress is kept beside them
+        _with_progress(job)
+    return jobs
+
+
+def _with_progress(job: Job) -> Job:
+    """The job with its progress, and its elapsed and remaining time as of now (the
+    training process reports progress only at its own steps)."""
+    if job.progress is None:
         try:
             job.progress = _state().jobs.get(job.job_id).progress
         except ApiError:
             job.progress = None
-    return jobs
+    if job.state == JobState.RUNNING and job.started_epoch:
+        now = time.time()
+        job.progress = {**(job.progress or {}),
+                        "elapsedSeconds": round(now - job.started_epoch, 1)}
+        if job.deadline:
+            job.progress["remainingSeconds"] = round(max(0.0, job.deadline - now), 1)
+    return job
 
 
 @bp.get("/ui/jobs")
@@ -437,10 +451,7 @@ def jobs():
     listed, after = _state().jobs.list(JOBS_PER_PAGE, before, None, submitted_by=_visible_to_me())
     for job in listed:
         if isinstance(job, Job) and not job.state.finished:
-            try:
-                job.progress = _state().jobs.get(job.job_id).progress
-            except ApiError:
-                job.progress = None
+            _with_progress(job)
     live = any(isinstance(j, Job) and not j.state.finished for j in listed)
     return render_template("ui/jobs.html", jobs=listed, after=after, live=live,
                            refresh=LIVE_REFRESH_S if live else None)
@@ -448,7 +459,7 @@ def jobs():
 
 @bp.get("/ui/jobs/<job_id>")
 def job(job_id: str):
-    found = _state().jobs.get(job_id)
+    found = _with_progress(_state().jobs.get(job_id))
     if not g.principal.can(PREDICT):
         require_owner_or_admin(found.submitted_by, f"job {job_id}", "see")
     live = not found.state.finished

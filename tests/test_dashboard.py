@@ -484,3 +484,20 @@ def test_data_shape_falls_back_to_older_fields():
     assert dashboard.data_shape(kernels)["channels"] == 2
     assert dashboard.data_shape(kernels)["length"] == 150
     assert dashboard.data_shape({}) == dict.fromkeys(("series", "channels", "length", "classes"))
+
+
+def test_a_running_job_shows_its_progress_and_its_time_as_of_now(open_app):
+    jobs = open_app.extensions["state"].jobs
+    job = jobs.create({}, "p", 120.0, submitted_by="anonymous")
+    jobs.claim("test-runner")
+    jobs.report_progress(job.job_id, {"stage": "search", "generation": 2, "generations": 5,
+                                      "pipelinesEvaluated": 31, "bestScore": 0.98,
+                                      "elapsedSeconds": 0.0, "remainingSeconds": 120.0})
+    client = open_app.test_client()
+    for path in (f"/ui/jobs/{job.job_id}", "/ui/jobs", "/"):
+        page = client.get(path).get_data(as_text=True)
+        live = page[page.index('id="live-job'):]
+        assert "search" in live and "2 of 5" in live and "0.9800" in live and ">31<" in live
+        assert "<progress" in live and 'http-equiv="refresh"' in page
+        remaining = re.search(r'data-field="remaining">([^<]+)<', live).group(1)
+        assert remaining.startswith(("1 min 59 s", "2 min 00 s", "1 min 58 s")), remaining
