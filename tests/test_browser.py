@@ -74,7 +74,8 @@ def service(tmp_path_factory):
     secret = "browser-secret"
     server = GunicornServer(root / "gunicorn.log", env={
         "AUTOML_MODEL_DIR": str(root / "models"), "AUTOML_SECRET_KEY": secret,
-        "AUTOML_RATE_LIMIT": "off", "AUTOML_MAX_CONCURRENT_TRAININGS": "2"})
+        "AUTOML_RATE_LIMIT": "off", "AUTOML_MAX_CONCURRENT_TRAININGS": "2",
+        "WEB_CONCURRENCY": "1"})  # one gevent worker serves a browser; quicker to start
     with server:
         trained = requests.post(f"{server.url}/train_model",
                                 files=_files("pipeline_id: gp\n" + QUICK), timeout=180)
