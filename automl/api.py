@@ -19,7 +19,7 @@ from .openapi import build_spec
 from .params import Limits, parse_prediction_params
 from .parsing import read_raw_data
 from .serving import client_gone, run_blocking
-from .training import matched_training_data
+from .training_data import matched_training_data
 from .uploads import PREDICTION_FILES, TRAINING_FILES, parse_training_uploads, require_files
 
 bp = Blueprint("api", __name__)

@@ -62,7 +62,8 @@ RULES: dict[str, tuple[dict[str, Rule], dict[str, Rule]]] = {
     "max_langevin_fixed_point": ({"m": Whole(1, 10), "r": Number(1.0, 1_000.0)}, {}),
     "linear_trend": ({"attr": ATTR}, {}),
     "linear_trend_timewise": ({"attr": ATTR}, {}),
-    "agg_linear_trend": ({"attr": ATTR, "chunk_len": Whole(1, 100_000),
+    "agg_linear_trend": ({"attr": OneOf([*ATTR.choices, "intercept_stderr"]),
+                          "chunk_len": Whole(1, 100_000),
                           "f_agg": OneOf(["max", "min", "mean", "median", "var", "std"])}, {}),
     "augmented_dickey_fuller": ({"attr": OneOf(["teststat", "pvalue", "usedlag"])},
                                 {"autolag": Nullable(OneOf(["AIC", "BIC", "t-stat"]))}),
@@ -172,7 +173,7 @@ def _dry_run(settings: dict) -> None:
     import pandas as pd
     from tsfresh.feature_extraction import feature_calculators
 
-    from .features import FAST_CALCULATORS
+    from .tsfresh_calculators import FAST_CALCULATORS
 
     x = pd.Series(np.sin(np.linspace(0, 12, 64)) + np.linspace(0, 1, 64))
     for name, param_sets in settings.items():

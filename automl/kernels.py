@@ -1,36 +1,35 @@
-"""Convolution-kernel features (MiniRocket, MultiRocket from aeon) over long-format series.
+"""Array-based engines over long-format series: random convolution kernels (MiniRocket,
+MultiRocket, Hydra), quantiles over intervals (QUANT), dilated shapelets (RDST).
 
-The kernels are random and fitted without labels, so the feature matrix can be computed once
-for all series and reused by every cross-validation fold without leaking labels. aeon's
-transformers need equal-length series of at least a few points: series of another length are
-linearly resampled to the training length, which also makes unequal lengths work.
+Each is a transformer of (series, channels, length) arrays (its factory is in the engine
+registry, ``engines``); ``KernelFeatures`` turns long-format rows into such arrays, one row
+of features per series id back. The transforms are fitted without labels, so the feature
+matrix can be computed once for all series and reused by every cross-validation fold without
+leaking labels. Series of another length than the training series' longest are linearly
+resampled to it, which also makes unequal lengths work; a transform is applied a chunk of
+series at a time, so a large upload costs its features, not a copy of its panel as floats.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .parsing import LongFormatInput
+from .feature_engine import FeatureEngine
 
-KERNEL_ENGINES = ("minirocket", "multirocket")
-# MultiRocket's first differences need 10 points; shorter series are stretched to this.
-MIN_LENGTH = 10
-
-
-def _transformer(kind: str, n_kernels: int | None, random_state: int):
-    from aeon.transformations.collection.convolution_based import MiniRocket, MultiRocket
-
-    cls = {"minirocket": MiniRocket, "multirocket": MultiRocket}[kind]
-    kwargs = {"n_kernels": n_kernels} if n_kernels else {}
-    # One thread: predictions run in the web server's threads, where numba's parallel
-    # layer is not safe to enter concurrently; the kernels are fast enough without it.
-    return cls(random_state=random_state, n_jobs=1, **kwargs)
+# Series transformed at once: bounds the float64 panel a prediction builds.
+CHUNK_SERIES = 1_024
 
 
-class KernelFeatures(LongFormatInput, TransformerMixin, BaseEstimator):
-    """Long-format series -> one row of kernel features per series id (ids as strings)."""
+class KernelFeatures(FeatureEngine):
+    """Long-format series -> one row of ``kind``'s features per series id (ids as text).
+
+    ``kind`` names an array engine of the registry (``engines.REGISTRY``); ``n_kernels``
+    sizes it where the engine has such a parameter.
+    """
+
+    engine_tags = {"model": "linear", "selects": False, "unequal": "resampled",
+                   "channels": "native"}
 
     def __init__(self, kind="minirocket", column_id="example_id", column_value="measurement",
                  column_sort=None, column_kind=None, n_kernels=None, random_state=0):
@@ -42,20 +41,19 @@ class KernelFeatures(LongFormatInput, TransformerMixin, BaseEstimator):
         self.n_kernels = n_kernels
         self.random_state = random_state
 
-    def fit(self, X: pd.DataFrame, y: pd.Series | None = None):
-        self.fit_transform(X, y)
-        return self
-
     def fit_transform(self, X: pd.DataFrame, y: pd.Series | None = None, **_) -> pd.DataFrame:
         """Rows follow ``y``'s index when given (series ids), else the order of first appearance."""
+        from .engines import REGISTRY
+
+        engine = REGISTRY[self.kind]
         self.channels_ = self.learn_channels(X)
         ids, series = self._series(X)
         lengths = [len(s) for s in series]
-        self.length_ = max(MIN_LENGTH, max(lengths))
-        self.resampled_ = len(set(lengths)) > 1 or lengths[0] < MIN_LENGTH
-        self.transformer_ = _transformer(self.kind, self.n_kernels, self.random_state)
-        self.transformer_.fit(self._panel(series, len(ids)))
-        matrix = self.transformer_.transform(self._panel(series, len(ids)))
+        self.length_ = max(engine.min_length, max(lengths))
+        self.resampled_ = len(set(lengths)) > 1 or lengths[0] < engine.min_length
+        self.transformer_ = engine.panel(self.random_state, self.n_kernels)
+        self.transformer_.fit(self._panel(series))
+        matrix = self._transformed(series, len(ids))
         self.feature_names_ = pd.Index([f"{self.kind}_{i}" for i in range(matrix.shape[1])])
         self.n_features_extracted_ = len(self.feature_names_)
         features = self._features(ids, matrix)
@@ -64,7 +62,11 @@ class KernelFeatures(LongFormatInput, TransformerMixin, BaseEstimator):
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "transformer_")
         ids, series = self._series(X)
-        return self._features(ids, self.transformer_.transform(self._panel(series, len(ids))))
+        return self._features(ids, self._transformed(series, len(ids)))
+
+    def output_columns(self) -> list[str]:
+        check_is_fitted(self, "feature_names_")
+        return list(self.feature_names_)
 
     def describe(self) -> dict:
         check_is_fitted(self, "transformer_")
@@ -81,16 +83,26 @@ class KernelFeatures(LongFormatInput, TransformerMixin, BaseEstimator):
         values = X[self.column_value].to_numpy(dtype=np.float64)[order]
         return ids, np.split(values, np.cumsum(counts)[:-1])
 
-    def _panel(self, series: list[np.ndarray], n_ids: int) -> np.ndarray:
+    def _transformed(self, series: list[np.ndarray], n_ids: int) -> np.ndarray:
+        """The transform of every series, ``CHUNK_SERIES`` series at a time, as float32."""
+        per_series = len(self.channels_)
+        parts = [np.asarray(self.transformer_.transform(
+                    self._panel(series[start * per_series:(start + CHUNK_SERIES) * per_series])),
+                    dtype=np.float32)
+                 for start in range(0, n_ids, CHUNK_SERIES)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _panel(self, series: list[np.ndarray]) -> np.ndarray:
         """(series, channels, length_) array, resampling any channel of another length."""
-        length = self.length_
+        length, n_channels = self.length_, len(self.channels_)
+        n_ids = len(series) // n_channels
         if all(len(s) == length for s in series):
-            return np.stack(series).reshape(n_ids, len(self.channels_), length)
+            return np.stack(series).reshape(n_ids, n_channels, length)
         target = np.linspace(0.0, 1.0, length)
         resampled = [s if len(s) == length else
                      np.interp(target, np.linspace(0.0, 1.0, len(s)), s) if len(s) > 1 else
                      np.full(length, s[0]) for s in series]
-        return np.stack(resampled).reshape(n_ids, len(self.channels_), length)
+        return np.stack(resampled).reshape(n_ids, n_channels, length)
 
     def _features(self, ids: pd.Index, matrix: np.ndarray) -> pd.DataFrame:
         return pd.DataFrame(np.asarray(matrix, dtype=np.float32), index=ids,
@@ -98,13 +110,14 @@ class KernelFeatures(LongFormatInput, TransformerMixin, BaseEstimator):
 
 
 def warm_up() -> None:
-    """Compile the kernels' numba code into its on-disk cache (``make setup`` runs this).
+    """Compile every array engine's numba code into its on-disk cache (``make setup`` runs
+    this): a first call in a fresh environment spends 5-30 s compiling per engine; paid once
+    at install, it does not delay the first model of the first training job."""
+    from .engines import REGISTRY
 
-    The first MiniRocket/MultiRocket call in a fresh environment spends ~15-30 s compiling;
-    paid once at install, it does not delay the first model of the first training job.
-    """
     rng = np.random.default_rng(0)
-    raw = pd.DataFrame({"example_id": np.repeat(np.arange(4), 20),
-                        "measurement": rng.normal(size=80)})
-    for kind in KERNEL_ENGINES:
-        KernelFeatures(kind=kind).fit(raw).transform(raw)
+    raw = pd.DataFrame({"example_id": np.repeat(np.arange(4), 24),
+                        "measurement": rng.normal(size=96)})
+    for name, engine in REGISTRY.items():
+        if engine.panel is not None:
+            KernelFeatures(kind=name).fit(raw).transform(raw)

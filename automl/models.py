@@ -8,6 +8,8 @@ from sklearn.linear_model import RidgeClassifierCV, SGDClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from .compute import available_cpus
+
 
 class RidgeClassifierProba(RidgeClassifierCV):
     """MiniRocket's classifier (ridge, regularisation chosen by leave-one-out), with scores.
@@ -39,4 +41,4 @@ def baseline(feature_kind: str, n_series: int, random_state: int = 0):
     if feature_kind == "kernel":
         return make_pipeline(StandardScaler(), SGDClassifier(
             loss="log_loss", alpha=1e-4, max_iter=30, tol=1e-3, random_state=random_state))
-    return ExtraTreesClassifier(n_estimators=300, random_state=random_state, n_jobs=1)
+    return ExtraTreesClassifier(n_estimators=300, random_state=random_state, n_jobs=available_cpus())

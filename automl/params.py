@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from . import estimators, safe_yaml
+from . import engines, estimators, safe_yaml
 from .checks import (AnyOf, Field, Flag, Nullable, Number, OneOf, Rule, Section, Text, Whole,
                      Wrong, expect_mapping)
 from .errors import InvalidParameters, excerpt
@@ -25,8 +25,8 @@ from .parsing import Columns
 PIPELINE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SEARCH_MODEL = "tpot"
 AUTO_ENGINE = "auto"
-ENGINES = ("tsfresh", "minirocket", "multirocket")
-COMBINED_ORDER = ("minirocket", "multirocket", "tsfresh")
+ENGINES = tuple(engines.REGISTRY)
+COMBINED_ORDER = engines.JOIN_ORDER
 SCORERS = ("roc_auc_ovr", "accuracy", "balanced_accuracy", "f1_macro", "neg_log_loss")
 SCORER_ALIASES = {"roc_auc": "roc_auc_ovr", "log_loss": "neg_log_loss"}
 SEARCH_SPACES = ("auto", "linear", "linear-light", "graph", "graph-light")

@@ -9,8 +9,14 @@ from automl.engines import CombinedFeatures, build
 from automl.feature_cost import COMPACT_MAX_FEATURES, COMPACT_SPEEDUP
 from automl.errors import InvalidData
 from automl.kernels import KernelFeatures
+from automl.candidates import Candidate
+from automl.choice import choice_of_engine
+from automl.engines import prior_rank
 from automl.params import parse_training_params
-from automl.training import PRIOR_RANK, _Candidate, choice_of_engine, train
+from automl.training import train
+
+AUTO = {"minirocket", "hydra", "quant", "multirocket", "multirocket+hydra", "rdst", "tsfresh",
+        "minirocket+tsfresh"}
 
 
 def _series(n: int, lengths=(40,), channels=("x",), seed=0):
@@ -75,22 +81,21 @@ model_training: {model: logistic_regression, cv: 3}
 """)
     classifier, report = train(raw, y, params)
     tried = report["candidates"]
-    assert {c["engine"] for c in tried} == {"minirocket", "multirocket", "tsfresh",
-                                            "minirocket+tsfresh"}
+    assert {c["engine"] for c in tried} == AUTO
     # The one standard error rule over the full sets; a compact tsfresh set may stand in for
     # tsfresh's, never compete on its own.
     full = [c for c in tried if not c["compact"]]
     top = max(full, key=lambda c: (c["cvScore"], c["cvAccuracy"]))
     close = {c["engine"] for c in full if c["cvScore"] >= top["cvScore"] - top["cvScoreStandardError"]}
     assert top["engine"] in close
-    assert report["engine"] == max(close, key=PRIOR_RANK.get)
+    assert report["engine"] == max(close, key=lambda engine: prior_rank(engine.split("+")))
     assert report["engine"] == report["features"]["engine"]
     assert (classifier.predict(raw).loc[y.index].to_numpy() == y.to_numpy()).mean() > 0.9
 
 
-def _scored(engine: str, score: float, se: float, accuracy: float | None = None) -> _Candidate:
+def _scored(engine: str, score: float, se: float, accuracy: float | None = None) -> Candidate:
     metrics = {"score": score, "score_se": se, "accuracy": score if accuracy is None else accuracy}
-    return _Candidate(engine, "kernel", None, None, [], None, metrics)
+    return Candidate(tuple(engine.split("+")), None, None, [], None, metrics)
 
 
 @pytest.mark.parametrize("scores, chosen", [
@@ -149,8 +154,9 @@ model_training: {model: extra_trees, cv: 4}
 """)
     _, report = train(raw, y, params)
     full = [kind for kind, n_series in calls if n_series == 20]
-    assert sorted(full) == ["minirocket", "multirocket", "tsfresh"]  # 4 candidates x 4 folds
-    assert len({c["engine"] for c in report["candidates"]}) == 4 and report["cvFolds"] == 4
+    # 8 candidates x 4 folds, each engine extracted once for all of them
+    assert sorted(full) == ["hydra", "minirocket", "multirocket", "quant", "rdst", "tsfresh"]
+    assert {c["engine"] for c in report["candidates"]} == AUTO and report["cvFolds"] == 4
 
 
 def test_a_search_that_evaluates_nothing_in_time_keeps_the_baseline(monkeypatch):
@@ -158,19 +164,16 @@ def test_a_search_that_evaluates_nothing_in_time_keeps_the_baseline(monkeypatch)
     50,000 features): the job must still succeed with the baseline it already has."""
     from sklearn.base import BaseEstimator, ClassifierMixin
 
-    from automl import training
-
     class NothingInTime(ClassifierMixin, BaseEstimator):
         def fit(self, X, y):
             raise Exception("No individuals could be evaluated in the initial population")
 
-    monkeypatch.setattr(training, "_search", lambda *args: NothingInTime())
     raw, y = _series(12)
     params = parse_training_params(b"""
 extract_features: {engine: minirocket, column_kind: channel, column_sort: time}
 model_training: {model: tpot, cv: 3, model_args: {max_time_mins: 0.5, n_jobs: 1}}
 """)
-    classifier, report = train(raw, y, params)
+    classifier, report = train(raw, y, params, search=lambda *args: NothingInTime())
     assert "No individuals" in report["keptBaseline"] and report["provisional"] is False
     assert report["modelFamily"] == "RidgeClassifierProba"
     assert (classifier.predict(raw).loc[y.index].to_numpy() == y.to_numpy()).mean() > 0.9
@@ -181,9 +184,9 @@ def test_tsfresh_keeps_a_compact_feature_set_that_cross_validates_as_well(monkey
     from automl import training
 
     trained = []
-    finished = training._Trial.finished
-    monkeypatch.setattr(training._Trial, "finished", lambda self, candidate, *args, **kwargs: (
-        trained.append(candidate), finished(self, candidate, *args, **kwargs))[1])
+    finished = training.finished
+    monkeypatch.setattr(training, "finished", lambda pool, classifier, choice, *args, **kwargs: (
+        trained.append(choice), finished(pool, classifier, choice, *args, **kwargs))[1])
     raw, y = _series(40)
     params = parse_training_params(b"""
 extract_features: {column_kind: channel, column_sort: time, default_fc_parameters: fast}
@@ -214,12 +217,9 @@ model_training: {model: extra_trees, cv: 4}
     assert report["features"]["featuresUsed"] > outcome["featuresUsed"]
 
 
-def test_a_tsfresh_job_that_cannot_extract_within_its_budget_fails_at_once_with_advice(
-        monkeypatch):
-    from automl import training
+def test_a_tsfresh_job_that_cannot_extract_within_its_budget_fails_at_once_with_advice():
     from automl.errors import TrainingFailed
 
-    monkeypatch.setattr(training._Trial, "estimate_extraction_s", lambda self, name: 10_000.0)
     raw, y = _series(12)
     params = parse_training_params(b"""
 extract_features: {column_kind: channel, column_sort: time}
@@ -227,4 +227,4 @@ model_training: {model: tpot, model_args: {max_time_mins: 1}}
 """)
     with pytest.raises(TrainingFailed, match=r"10000 s, more than the whole budget of \d+ s "
                                              r".*engine: minirocket or auto"):
-        train(raw, y, params)
+        train(raw, y, params, estimate_extraction=lambda engine: 10_000.0)

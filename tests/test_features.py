@@ -130,7 +130,7 @@ def test_our_combiners_give_tsfreshs_names_and_values(calculator, name):
     from tsfresh.feature_extraction.settings import ComprehensiveFCParameters
     from tsfresh.utilities.string_manipulation import convert_to_output_format
 
-    from automl import features
+    from automl import tsfresh_calculators
 
     x = np.asarray(ODD_SERIES[name], dtype=np.float64)
     params = ComprehensiveFCParameters()[calculator] + EXTRA_PARAMS[calculator]
@@ -139,7 +139,7 @@ def test_our_combiners_give_tsfreshs_names_and_values(calculator, name):
         expected = list(theirs(x, params))
     else:  # as tsfresh's extraction calls a simple calculator: once per parameter
         expected = [(convert_to_output_format(p), theirs(x, **p)) for p in params]
-    got = getattr(features, calculator)(x, params)
+    got = getattr(tsfresh_calculators, calculator)(x, params)
     assert [k for k, _ in got] == [k for k, _ in expected]
     np.testing.assert_allclose([v for _, v in got], [v for _, v in expected],
                                **TOLERANCE.get(calculator, {"rtol": 0, "atol": 0}))
@@ -149,7 +149,7 @@ def test_our_combiners_give_tsfreshs_names_and_values(calculator, name):
 def test_lempel_ziv_complexity_gives_tsfreshs_values(name):
     from tsfresh.feature_extraction import feature_calculators
 
-    from automl.features import lempel_ziv_complexity
+    from automl.tsfresh_calculators import lempel_ziv_complexity
 
     x = np.asarray(ODD_SERIES[name], dtype=np.float64)
     for bins in (2, 3, 5, 10, 100, 1000):

@@ -1,0 +1,92 @@
+"""The search: TPOT looking for a better pipeline than the baseline on the chosen engine's
+features, within what the budget leaves it, on a Dask cluster.
+
+``tpot_search`` builds the search (tests inject another factory into ``training.train``),
+``searching`` follows it (TPOT has no progress callback, so what it has scored is polled), and
+``summary`` says how it spent its time: every pipeline it evaluated, with its model family and
+score (the blog post's plot), bounded in size.
+"""
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+
+import numpy as np
+import pandas as pd
+
+from .budget import Budget
+from .candidates import family
+
+MAX_EVALUATED_IN_REPORT = 1_000
+
+
+def tpot_search(params, cv, seconds: float, space):
+    """A ``TPOTClassifier`` with the job's objective, folds and what is left of its budget."""
+    from tpot import TPOTClassifier
+
+    search = params.model.search
+    return TPOTClassifier(
+        search_space=space, scorers=[search.scoring], cv=cv,
+        generations=search.generations, population_size=search.population_size,
+        max_time_mins=seconds / 60,
+        max_eval_time_mins=Budget.eval_seconds(seconds, search.max_eval_time_mins) / 60,
+        random_state=search.random_state, verbose=search.verbosity,
+    )
+
+
+@contextmanager
+def searching(search, progress, generations: int, every_s: float = 2.0):
+    """Report TPOT's progress while it runs."""
+    stop = threading.Event()
+
+    def poll():
+        while not stop.wait(every_s):
+            try:
+                evolver = getattr(search, "_evolver_instance", None)
+                evaluated = evolver.population.evaluated_individuals if evolver else None
+                if evaluated is None or not len(evaluated):
+                    continue
+                scorer = search.objective_names[0]
+                scores = pd.to_numeric(evaluated[scorer], errors="coerce")
+                scores = scores[np.isfinite(scores)]
+                progress(stage="search", generation=int(evolver.generation),
+                         generations=generations, pipelinesEvaluated=int(len(evaluated)),
+                         bestScore=round(float(scores.max()), 4) if len(scores) else None)
+            except Exception:  # TPOT's internals moved: progress is a nicety, never a failure
+                continue
+
+    poller = threading.Thread(target=poll, name="tpot-progress", daemon=True)
+    poller.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        poller.join()
+
+
+def summary(search, baseline_score: float | None) -> dict:
+    """How TPOT spent its budget: pipelines tried, the best CV score per model family, and
+    every evaluated pipeline's family and score (at most ``MAX_EVALUATED_IN_REPORT``)."""
+    evaluated = getattr(search, "evaluated_individuals", None)
+    if evaluated is None:  # not TPOT: a search injected by a test, or one that saw nothing
+        return {"scoring": None, "pipelinesEvaluated": 0, "pipelinesScored": 0,
+                "generations": 0, "bestScore": None, "bestScoreByFamily": {},
+                "baselineScore": baseline_score, "evaluated": []}
+    scorer = search.objective_names[0]
+    scored = evaluated[evaluated[scorer].notna()]
+    families = scored["Instance"].map(family)
+    best = scored[scorer].groupby(families).max().sort_values(ascending=False)
+    points = [{"family": name, "score": round(float(score), 4), "generation": int(generation)}
+              for name, score, generation in zip(families, scored[scorer],
+                                                 scored["Generation"])
+              if np.isfinite(score)][:MAX_EVALUATED_IN_REPORT]
+    return {
+        "scoring": scorer,
+        "pipelinesEvaluated": int(len(evaluated)),
+        "pipelinesScored": int(len(scored)),
+        "generations": int(evaluated["Generation"].max() + 1) if len(evaluated) else 0,
+        "bestScore": round(float(best.iloc[0]), 4) if len(best) else None,
+        "bestScoreByFamily": {name: round(float(score), 4) for name, score in best.items()},
+        "baselineScore": baseline_score,
+        "evaluated": points,
+    }

@@ -1,0 +1,52 @@
+"""The training data as a run takes it: labelled series matched to their labels, refused
+when no classifier could be trained from them, and the cross-validation folds every candidate
+shares."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold
+
+from .errors import InvalidData, InvalidParameters, excerpt
+from .params import TrainingParams
+
+
+def matched_training_data(raw: pd.DataFrame, labels: pd.Series, params: TrainingParams):
+    """Keep the labelled series; refuse data that cannot train a classifier."""
+    column_id = params.features.columns.id
+    series_ids = pd.Index(raw[column_id].unique())
+    matched = labels[labels.index.isin(series_ids)]
+    if matched.empty:
+        raise InvalidData(
+            f"No id in labels matches a series in raw_data (labels has e.g. "
+            f"{_examples(labels.index)}; raw_data has e.g. {_examples(series_ids)}). Both files "
+            f"must use the same ids in column '{column_id}'.")
+    counts = matched.value_counts()
+    if len(counts) < 2:
+        raise InvalidData(f"The labelled series all have class {excerpt(counts.index[0])}: a "
+                          "classifier needs at least two classes. Add series of another class.")
+    if counts.min() < 2:
+        rare = counts.idxmin()
+        raise InvalidData(f"Class {excerpt(rare)} has a single series; every class needs at least "
+                          "2 for cross-validation. Add series or drop that class.")
+    positive = params.model.positive_class
+    if positive is not None and (len(counts) != 2 or str(positive) not in map(str, counts.index)):
+        raise InvalidParameters(f"'model_training.positive_class' is {excerpt(positive)}, which "
+                                f"is not one of the two labels ({_examples(counts.index)}). "
+                                "Name one of them, or leave it out for binary data only.")
+    return raw[raw[column_id].isin(matched.index)], matched
+
+
+def cv_splitter(labels: pd.Series, params: TrainingParams) -> StratifiedKFold:
+    folds = min(params.model.cv, int(labels.value_counts().min()))
+    return StratifiedKFold(n_splits=folds, shuffle=True,
+                           random_state=params.model.search.random_state or 0)
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _examples(index) -> str:
+    shown = ", ".join(excerpt(_plain(v), 30) for v in list(index[:3]))
+    return shown + (", ..." if len(index) > 3 else "")
