@@ -167,6 +167,10 @@ class Keys:
     def names(self) -> list[str]:
         return [k.principal.name for k in self._keys]
 
+    def entries(self) -> tuple:
+        """The configured keys as (digest, principal) records; never the secrets."""
+        return self._keys
+
     def authenticate(self, secret: str) -> Principal | None:
         digest = _digest(secret)
         found = None

@@ -139,12 +139,9 @@ def _setup(state) -> None:
     # Derived from the store's signing secret, which every worker and instance shares; the
     # derivations differ, so neither a session tag nor a cookie signature says anything about
     # the secret that signs pipelines.
-    store_secret = app.extensions["state"].models._secret
-    app.extensions["dashboard"] = {
-        "tag_secret": hmac.new(store_secret, b"automl-dashboard-sign-in", hashlib.sha256).digest(),
-    }
-    app.session_interface = DashboardSessions(
-        hmac.new(store_secret, b"automl-dashboard-session", hashlib.sha256).digest())
+    models = app.extensions["state"].models
+    app.extensions["dashboard"] = {"tag_secret": models.derived_secret(b"automl-dashboard-sign-in")}
+    app.session_interface = DashboardSessions(models.derived_secret(b"automl-dashboard-session"))
     app.permanent_session_lifetime = timedelta(hours=SESSION_HOURS)
     app.jinja_env.globals.update(csrf_token=_csrf_token, fmt=_fmt, seconds=_seconds)
 
@@ -163,8 +160,9 @@ def _key_tag(digest: bytes) -> str:
 
 
 def _configured_keys():
-    """The configured keys' records (digest and principal): ``Keys`` keeps them private."""
-    return tuple(getattr(_auth().keys, "_keys", ()))
+    """The configured keys' records (digest and principal); none in open mode."""
+    keys = _auth().keys
+    return keys.entries() if keys is not None else ()
 
 
 def _session_principal():

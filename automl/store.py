@@ -145,6 +145,11 @@ class ModelStore:
             return pipeline
         raise _not_found(pipeline_id)
 
+    def derived_secret(self, purpose: bytes) -> bytes:
+        """A secret for another use (e.g. the dashboard's sessions), derived from the one that
+        signs pipelines: it says nothing about that secret."""
+        return hmac.new(self._secret, purpose, hashlib.sha256).digest()
+
     def exists(self, pipeline_id: str) -> bool:
         return PIPELINE_ID.match(pipeline_id) is not None and \
             self.backend.exists(Keys.pipeline(pipeline_id))
