@@ -51,7 +51,7 @@ def strict_json(response):
 
 def test_a_fixed_model_job_is_stopped_at_its_budget(client, sample):
     params = b"""
-extract_features: {default_fc_parameters: minimal}
+extract_features: {engine: minirocket}
 model_training: {model: random_forest, max_time_mins: 0.15, cv: 5,
                  model_args: {n_estimators: 5000}}
 """  # 6 fits of 5,000 trees: about a minute on 2 cores
