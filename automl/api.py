@@ -244,6 +244,134 @@ def show_model(pipeline_id: str):
     return jsonify(_state().models.metadata(pipeline_id))
 
 
+@bp.get("/models/<pipeline_id>/export")
+def export_model(pipeline_id: str):
+    """Download a pipeline version as a signed archive that loads locally.
+    ---
+    get:
+      operationId: exportModel
+      summary: A pipeline version as a signed zip (model, report, card, code)
+      description: >
+        The zip holds manifest.json (each file's SHA-256, the pipeline's id, version, trainer
+        and libraries), manifest.sig (the service's Ed25519 signature of the manifest; the
+        public key is at GET /export-key), model.pkl (the pickled classifier), report.json,
+        card.md and pipeline.py (the model's scikit-learn code). automl.export.load(path,
+        trust=key) verifies it, then loads it. Its owner's key (train), or an admin key: a
+        model can hold its training data (k-neighbours, support vectors).
+      parameters:
+        - {in: path, name: pipeline_id, required: true, schema: {type: string}}
+        - {in: query, name: version, required: false,
+           schema: {type: integer, minimum: 1, maximum: 1000000},
+           description: "a version (default: the current one)"}
+      responses:
+        "200":
+          description: The archive, as an attachment automl-<id>-v<version>.zip.
+          headers:
+            Content-Disposition: {schema: {type: string}}
+            X-Export-Key-Id: {schema: {type: string}, description: "the signing key's id"}
+          content:
+            application/zip: {schema: {type: string, format: binary}}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "503": {$ref: "#/components/responses/ServiceUnavailable"}
+        default: {$ref: "#/components/responses/Error"}
+    """
+    from . import export
+
+    version = _query_version()
+    models = _state().models
+    principal = require_owner_or_admin(models.owner(pipeline_id), f"pipeline '{pipeline_id}'",
+                                       "export")
+    report, payload = models.artifact(pipeline_id, version)
+    classifier = models.get(pipeline_id, report["version"])
+    archive, manifest = run_blocking(
+        export.build, pipeline_id=pipeline_id, report=report, payload=payload,
+        classifier=classifier, signer=_signer(), exported_by=principal.name)
+    name = f"automl-{pipeline_id}-v{report['version']}.zip"
+    return Response(archive, mimetype="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "X-Export-Key-Id": manifest["signature"]["keyId"]})
+
+
+@bp.get("/models/<pipeline_id>/card")
+def model_card(pipeline_id: str):
+    """A pipeline version's model card, in Markdown.
+    ---
+    get:
+      operationId: modelCard
+      summary: The model card of a pipeline version (Markdown)
+      description: >
+        Data, engine and features, the model, cross-validation with standard errors, the
+        search, who trained it and when, library versions; fields an older report lacks are
+        said to be not recorded. The same card is in the export archive.
+      parameters:
+        - {in: path, name: pipeline_id, required: true, schema: {type: string}}
+        - {in: query, name: version, required: false,
+           schema: {type: integer, minimum: 1, maximum: 1000000},
+           description: "a version (default: the current one)"}
+      responses:
+        "200":
+          description: The card.
+          content:
+            text/markdown: {schema: {type: string}}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "503": {$ref: "#/components/responses/ServiceUnavailable"}
+        default: {$ref: "#/components/responses/Error"}
+    """
+    from . import export, model_card as cards
+
+    report, payload = _state().models.artifact(pipeline_id, _query_version())
+    card = cards.render(report, libraries=export.service_libraries(),
+                        trained_with={"scikit-learn": export.pickled_sklearn_version(payload)})
+    return Response(card, content_type="text/markdown; charset=utf-8")
+
+
+@bp.get("/export-key")
+def export_key():
+    """The public key that export archives are signed with.
+    ---
+    get:
+      operationId: exportKey
+      summary: The Ed25519 public key of export archives
+      description: >
+        Pass it to automl.export.load(path, trust=...). It is derived from the service's
+        secret (AUTOML_SECRET_KEY): instances sharing the secret share it, and changing the
+        secret changes it. Public: it can verify archives, not sign them.
+      responses:
+        "200":
+          description: The key.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [algorithm, publicKey, keyId]
+                properties:
+                  algorithm: {type: string, enum: [Ed25519]}
+                  publicKey: {type: string, description: "ed25519:<base64 of the raw 32 bytes>"}
+                  keyId: {type: string, description: "first 16 hex digits of its SHA-256"}
+        "503": {$ref: "#/components/responses/ServiceUnavailable"}
+        default: {$ref: "#/components/responses/Error"}
+    """
+    return jsonify(_signer().describe())
+
+
+def _signer():
+    signer = current_app.extensions.get("export_signer")
+    if signer is None:
+        from .export import Signer
+
+        signer = current_app.extensions["export_signer"] = Signer.for_store(_state().models)
+    return signer
+
+
+def _query_version() -> int | None:
+    """``?version=N``: a version number, or None for the current one."""
+    if request.args.get("version") is None:
+        return None
+    return check(Whole(1, MAX_VERSION), _query_int("version", None), "version")
+
+
 @bp.get("/jobs")
 def list_jobs():
     """Training jobs, newest first, a page at a time.
