@@ -258,7 +258,10 @@ def export_command(ctx, pipeline_id, version, output_path, as_json, as_csv):
     output = _output(ctx, as_json, as_csv)
     client = ctx.obj.client()
     key = client.export_key()
-    written = client.download(pipeline_id, output_path, version=version)
+    try:
+        written = client.download(pipeline_id, output_path, version=version)
+    except OSError as err:  # the output path: a missing directory, no permission
+        _fail(f"cannot write {output_path}: {err.strerror or err}", EXIT_USAGE)
     claims = _claimed_manifest(written)  # unverified: shown, not trusted
     signed_by = (claims.get("signature") or {}).get("keyId")
     if signed_by != key.get("keyId"):
