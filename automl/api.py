@@ -5,10 +5,13 @@ Each view's docstring holds its OpenAPI operation (``openapi.build_spec``). CPU-
 """
 from __future__ import annotations
 
+import csv
+import io
 import re
 import time
+from dataclasses import replace
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from .auth import PREDICT, current_principal, require_owner_or_admin
 from .budget import Budget
@@ -16,8 +19,8 @@ from .checks import OneOf, Whole, check
 from .errors import BadRequest
 from .jobs import Job, JobState, valid_job_id
 from .openapi import build_spec
-from .params import Limits, parse_prediction_params
-from .parsing import read_raw_data
+from .params import MAX_VERSION, Limits, parse_prediction_params
+from .parsing import LONG, WIDE, Columns, read_raw_data
 from .serving import client_gone, run_blocking
 from .training_data import matched_training_data
 from .uploads import PREDICTION_FILES, TRAINING_FILES, parse_training_uploads, require_files
@@ -31,6 +34,8 @@ JOB_SUMMARY_FIELDS = ("jobId", "state", "pipelineId", "version", "submittedBy", 
                       "startedAt", "finishedAt", "attempt", "error")
 PAGE_LIMIT = Whole(1, 500)
 WAIT_POLL_S = 0.5
+# What POST /serve_prediction answers: JSON (the default, the blog post's client) or CSV.
+PREDICTION_TYPES = {"json": "application/json", "csv": "text/csv"}
 
 
 def _state():
@@ -105,6 +110,14 @@ def serve_prediction():
     post:
       operationId: servePrediction
       summary: Score uploaded series with a stored pipeline
+      description: >
+        Answers JSON unless CSV is asked for, with `format=csv` (a query parameter or a form
+        field) or `Accept: text/csv`; `format` wins over Accept. CSV has a header row:
+        `series_id,probability` for two classes (P(positive class)), else `series_id` and one
+        column per class.
+      parameters:
+        - {in: query, name: format, required: false, schema: {type: string, enum: [json, csv]},
+           description: "json (the default) or csv; the same as a form field format"}
       requestBody:
         required: true
         content:
@@ -113,7 +126,12 @@ def serve_prediction():
       responses:
         "200":
           description: P(positive class) per series id (two classes), else {class P} per id.
-          content: {application/json: {schema: {$ref: "#/components/schemas/Predictions"}}}
+          headers: {Vary: {schema: {type: string}, description: "Accept"}}
+          content:
+            application/json: {schema: {$ref: "#/components/schemas/Predictions"}}
+            text/csv:
+              schema: {type: string}
+              example: "series_id,probability\\r\\n2000,0.97\\r\\n2001,0.12\\r\\n"
         "400": {$ref: "#/components/responses/BadRequest"}
         "404": {$ref: "#/components/responses/NotFound"}
         "408": {$ref: "#/components/responses/RequestTimeout"}
@@ -122,18 +140,65 @@ def serve_prediction():
         "503": {$ref: "#/components/responses/ServiceUnavailable"}
         default: {$ref: "#/components/responses/Error"}
     """
-    files = require_files(request, PREDICTION_FILES)
+    files = require_files(request, PREDICTION_FILES, streamed=("raw_data",))
+    answer = _prediction_type()
     params = parse_prediction_params(files["params"].payload)
-    classifier = _state().models.get(params.pipeline_id, params.version)
-    return jsonify(run_blocking(
-        _predict, classifier, files["raw_data"],
-        current_app.config["MAX_PREDICTION_SERIES"]))
+    models = _state().models
+    version, layout, label = params.version, params.layout, Columns.label
+    if layout != LONG:  # wide, or unsaid: what the pipeline was trained on decides
+        report = models.metadata(params.pipeline_id, version)
+        version = report["version"]  # the same version below, whatever moves meanwhile
+        trained = report.get("featureEngParams") or {}
+        layout = layout or trained.get("layout") or LONG
+        label = trained.get("label") or label
+    classifier = models.get(params.pipeline_id, version)
+    scores = run_blocking(_predict, classifier, files.pop("raw_data"),
+                          current_app.config["MAX_PREDICTION_SERIES"], layout, label)
+    if answer == "csv":
+        response = Response(scores_csv(scores, classifier.classes_),
+                            content_type="text/csv; charset=utf-8; header=present")
+    else:
+        response = jsonify(scores)
+    response.vary.add("Accept")
+    return response
 
 
-def _predict(classifier, upload, max_series: int) -> dict:
-    raw = read_raw_data(**upload.as_args(), columns=classifier.features_.input_columns(),
-                        field="raw_data", max_series=max_series)
+def _predict(classifier, upload, max_series: int, layout: str = LONG,
+             label: str = Columns.label) -> dict:
+    columns = replace(classifier.features_.input_columns(), label=label)
+    raw = read_raw_data(**upload.as_args(), columns=columns, field="raw_data",
+                        max_series=max_series, layout=layout)
     return classifier.scores(raw)
+
+
+def _prediction_type() -> str:
+    """``json`` or ``csv``: the ``format`` query parameter or form field, else the Accept
+    header (JSON unless CSV is preferred), so the blog post's client gets JSON as always."""
+    asked = [v for v in (request.args.get("format"), request.form.get("format")) if v is not None]
+    if asked:
+        named = {check(OneOf(PREDICTION_TYPES), value, "format") for value in asked}
+        if len(named) > 1:
+            raise BadRequest("The query and the form ask for different formats; give one "
+                             "'format' (json or csv).")
+        return named.pop()
+    best = request.accept_mimetypes.best_match(list(PREDICTION_TYPES.values()),
+                                               default=PREDICTION_TYPES["json"])
+    return "csv" if best == PREDICTION_TYPES["csv"] else "json"
+
+
+def scores_csv(scores: dict, classes) -> str:
+    """Predictions as CSV: ``series_id,probability`` (two classes), or ``series_id`` and a
+    column per class; floats written to the last digit, a missing score as an empty cell."""
+    out = io.StringIO()
+    writer = csv.writer(out)  # RFC 4180: CRLF line ends, quotes where needed
+    binary = len(classes) == 2
+    names = [str(c) for c in classes]
+    writer.writerow(["series_id", "probability"] if binary else ["series_id", *names])
+    for series_id, score in scores.items():
+        cells = [score] if binary else [score.get(name) for name in names]
+        writer.writerow([series_id, *("" if v is None or v != v else repr(float(v))
+                                      for v in cells)])
+    return out.getvalue()
 
 
 @bp.get("/models")
@@ -177,6 +242,134 @@ def show_model(pipeline_id: str):
         default: {$ref: "#/components/responses/Error"}
     """
     return jsonify(_state().models.metadata(pipeline_id))
+
+
+@bp.get("/models/<pipeline_id>/export")
+def export_model(pipeline_id: str):
+    """Download a pipeline version as a signed archive that loads locally.
+    ---
+    get:
+      operationId: exportModel
+      summary: A pipeline version as a signed zip (model, report, card, code)
+      description: >
+        The zip holds manifest.json (each file's SHA-256, the pipeline's id, version, trainer
+        and libraries), manifest.sig (the service's Ed25519 signature of the manifest; the
+        public key is at GET /export-key), model.pkl (the pickled classifier), report.json,
+        card.md and pipeline.py (the model's scikit-learn code). automl.export.load(path,
+        trust=key) verifies it, then loads it. Its owner's key (train), or an admin key: a
+        model can hold its training data (k-neighbours, support vectors).
+      parameters:
+        - {in: path, name: pipeline_id, required: true, schema: {type: string}}
+        - {in: query, name: version, required: false,
+           schema: {type: integer, minimum: 1, maximum: 1000000},
+           description: "a version (default: the current one)"}
+      responses:
+        "200":
+          description: The archive, as an attachment automl-<id>-v<version>.zip.
+          headers:
+            Content-Disposition: {schema: {type: string}}
+            X-Export-Key-Id: {schema: {type: string}, description: "the signing key's id"}
+          content:
+            application/zip: {schema: {type: string, format: binary}}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "503": {$ref: "#/components/responses/ServiceUnavailable"}
+        default: {$ref: "#/components/responses/Error"}
+    """
+    from . import export
+
+    version = _query_version()
+    models = _state().models
+    principal = require_owner_or_admin(models.owner(pipeline_id), f"pipeline '{pipeline_id}'",
+                                       "export")
+    report, payload = models.artifact(pipeline_id, version)
+    classifier = models.get(pipeline_id, report["version"])
+    archive, manifest = run_blocking(
+        export.build, pipeline_id=pipeline_id, report=report, payload=payload,
+        classifier=classifier, signer=_signer(), exported_by=principal.name)
+    name = f"automl-{pipeline_id}-v{report['version']}.zip"
+    return Response(archive, mimetype="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "X-Export-Key-Id": manifest["signature"]["keyId"]})
+
+
+@bp.get("/models/<pipeline_id>/card")
+def model_card(pipeline_id: str):
+    """A pipeline version's model card, in Markdown.
+    ---
+    get:
+      operationId: modelCard
+      summary: The model card of a pipeline version (Markdown)
+      description: >
+        Data, engine and features, the model, cross-validation with standard errors, the
+        search, who trained it and when, library versions; fields an older report lacks are
+        said to be not recorded. The same card is in the export archive.
+      parameters:
+        - {in: path, name: pipeline_id, required: true, schema: {type: string}}
+        - {in: query, name: version, required: false,
+           schema: {type: integer, minimum: 1, maximum: 1000000},
+           description: "a version (default: the current one)"}
+      responses:
+        "200":
+          description: The card.
+          content:
+            text/markdown: {schema: {type: string}}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "503": {$ref: "#/components/responses/ServiceUnavailable"}
+        default: {$ref: "#/components/responses/Error"}
+    """
+    from . import export, model_card as cards
+
+    report, payload = _state().models.artifact(pipeline_id, _query_version())
+    card = cards.render(report, libraries=export.service_libraries(),
+                        trained_with={"scikit-learn": export.pickled_sklearn_version(payload)})
+    return Response(card, content_type="text/markdown; charset=utf-8")
+
+
+@bp.get("/export-key")
+def export_key():
+    """The public key that export archives are signed with.
+    ---
+    get:
+      operationId: exportKey
+      summary: The Ed25519 public key of export archives
+      description: >
+        Pass it to automl.export.load(path, trust=...). It is derived from the service's
+        secret (AUTOML_SECRET_KEY): instances sharing the secret share it, and changing the
+        secret changes it. Public: it can verify archives, not sign them.
+      responses:
+        "200":
+          description: The key.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [algorithm, publicKey, keyId]
+                properties:
+                  algorithm: {type: string, enum: [Ed25519]}
+                  publicKey: {type: string, description: "ed25519:<base64 of the raw 32 bytes>"}
+                  keyId: {type: string, description: "first 16 hex digits of its SHA-256"}
+        "503": {$ref: "#/components/responses/ServiceUnavailable"}
+        default: {$ref: "#/components/responses/Error"}
+    """
+    return jsonify(_signer().describe())
+
+
+def _signer():
+    signer = current_app.extensions.get("export_signer")
+    if signer is None:
+        from .export import Signer
+
+        signer = current_app.extensions["export_signer"] = Signer.for_store(_state().models)
+    return signer
+
+
+def _query_version() -> int | None:
+    """``?version=N``: a version number, or None for the current one."""
+    if request.args.get("version") is None:
+        return None
+    return check(Whole(1, MAX_VERSION), _query_int("version", None), "version")
 
 
 @bp.get("/jobs")

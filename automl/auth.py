@@ -89,6 +89,12 @@ ENDPOINT_SCOPES: dict[str, frozenset[str]] = {
     "api.delete_model": frozenset({TRAIN}),
     "api.delete_version": frozenset({TRAIN}),
     "api.audit": frozenset({ADMIN}),
+    # Exports: the card is the report in Markdown (predict, as GET /models/<id>); the archive
+    # hands over the model, which can hold training data (k-neighbours, support vectors), so
+    # only its owner's key (train) or an admin may download it (the route checks the owner).
+    "api.model_card": frozenset({PREDICT}),
+    "api.export_model": frozenset({TRAIN}),
+    "api.export_key": PUBLIC,       # a public key: it verifies archives, it cannot sign them
 }
 # Not counted against any rate limit: load balancers and health checks poll it.
 RATE_LIMIT_EXEMPT = frozenset({"api.health"})

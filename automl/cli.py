@@ -26,6 +26,7 @@ HELP = f"""Train and use time-series classification pipelines of the AutoML serv
   automl train data/data_train.json data/label_train.json --params pipeline_parameters.yml --wait
   automl predict data/data_test.json --pipeline-id 1
   automl models
+  automl export 1 -o model.zip
 
 --url defaults to ${URL_VARIABLE}, else {DEFAULT_URL}; --key to ${KEY_VARIABLE}.
 
@@ -165,12 +166,14 @@ def cancel(ctx, job_id, as_json, as_csv):
 @click.option("--pipeline-id", required=True, help="The trained pipeline to predict with.")
 @click.option("--version", type=int, default=None,
               help="A version of the pipeline, where the service keeps versions.")
+@click.option("--layout", type=click.Choice(["long", "wide"]), default=None,
+              help="How DATA is laid out (default: as the pipeline was trained).")
 @output_options
 @click.pass_context
-def predict(ctx, data, pipeline_id, version, as_json, as_csv):
+def predict(ctx, data, pipeline_id, version, layout, as_json, as_csv):
     """Score the series in DATA: P(positive class) per series, or P per class."""
     output = _output(ctx, as_json, as_csv)
-    scores = ctx.obj.client().predict(data, pipeline_id, version=version)
+    scores = ctx.obj.client().predict(data, pipeline_id, version=version, layout=layout)
     if output == "json":
         return _print_json(scores)
     multi = bool(scores) and all(isinstance(v, dict) for v in scores.values())
@@ -232,6 +235,68 @@ def jobs(ctx, job_id, as_json, as_csv):
               "created": _time(r.get("createdAt")), "finished": _time(r.get("finishedAt")),
               "error": _clip(r.get("error"), 60)} for r in rows]
     _print_rows(table, list(table[0]), "table")
+
+
+@cli.command("export")
+@click.argument("pipeline_id")
+@click.option("--version", type=click.IntRange(min=1), default=None,
+              help="The version to export (default: the current one).")
+@click.option("-o", "--output", "output_path", type=click.Path(path_type=Path), default=Path("."),
+              show_default=True, help="The file to write, or a directory for the service's "
+              "name for it (automl-<id>-v<version>.zip).")
+@output_options
+@click.pass_context
+def export_command(ctx, pipeline_id, version, output_path, as_json, as_csv):
+    """Download pipeline PIPELINE_ID as a signed archive that loads locally.
+
+    \b
+    Load it in Python (with this package and its training libraries installed):
+      from automl.export import load
+      classifier = load("FILE", trust="ed25519:...")   # the key this command prints
+      classifier.predict_proba(long_format_frame)
+    """
+    output = _output(ctx, as_json, as_csv)
+    client = ctx.obj.client()
+    key = client.export_key()
+    try:
+        written = client.download(pipeline_id, output_path, version=version)
+    except OSError as err:  # the output path: a missing directory, no permission
+        _fail(f"cannot write {output_path}: {err.strerror or err}", EXIT_USAGE)
+    claims = _claimed_manifest(written)  # unverified: shown, not trusted
+    signed_by = (claims.get("signature") or {}).get("keyId")
+    if signed_by != key.get("keyId"):
+        click.echo(f"automl: warning: the archive names the signing key {signed_by}, but the "
+                   f"service's export key is now {key.get('keyId')} (its secret changed?); "
+                   "loading it with this key will fail", err=True)
+    record = {"path": str(written), "pipelineId": claims.get("pipelineId", pipeline_id),
+              "version": claims.get("version", version), "keyId": key.get("keyId"),
+              "publicKey": key.get("publicKey")}
+    _print_record(record, output, [
+        f"wrote {written} (pipeline {record['pipelineId']}, version {record['version']})",
+        f"signed by the service's export key {key.get('keyId')}: {key.get('publicKey')}",
+        f"load it with: automl.export.load({str(written)!r}, trust={key.get('publicKey')!r})"])
+
+
+def _claimed_manifest(path: Path) -> dict:
+    """What the archive's manifest says (for display; ``automl.export.load`` verifies it)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            claims = json.loads(archive.read("manifest.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+@cli.command()
+@click.argument("pipeline_id")
+@click.option("--version", type=click.IntRange(min=1), default=None,
+              help="The version (default: the current one).")
+@click.pass_context
+def card(ctx, pipeline_id, version):
+    """Print the model card of pipeline PIPELINE_ID (Markdown)."""
+    click.echo(ctx.obj.client().card(pipeline_id, version=version), nl=False)
 
 
 @cli.command()

@@ -7,6 +7,7 @@
                         "pipeline_parameters.yml", wait=True)
     job["result"]                                  # the training report
     service.predict("data/data_test.json", pipeline_id=job["result"]["modelId"])
+    service.download(job["result"]["modelId"], "model.zip")   # automl.export.load(...) reads it
 
 It needs only ``requests`` (and ``pyyaml`` for parameters given as a dict, ``pandas`` for
 DataFrames): it imports nothing of the service itself, so it works where Flask, tsfresh, aeon
@@ -260,25 +261,89 @@ class Client:
         return job
 
     def predict(self, raw_data, pipeline_id: str | int, version: int | None = None, *,
-                as_frame: bool = False):
+                as_frame: bool = False, layout: str | None = None):
         """POST /serve_prediction with the pipeline ``pipeline_id``.
 
         Returns ``{series_id: P(positive class)}`` (binary) or ``{series_id: {class: P}}``; with
         ``as_frame=True`` a pandas DataFrame indexed by ``series_id`` (one column
         ``probability``, or one per class). ``version`` is sent as ``version: N`` in the
-        parameter file, for services that keep versions of a pipeline.
+        parameter file, for services that keep versions of a pipeline; ``layout`` (``long`` or
+        ``wide``) as ``layout:`` (by default the service reads the layout the pipeline was
+        trained on).
         """
         params = {"pipeline_id": pipeline_id}
         if version is not None:
             params["version"] = version
+        if layout is not None:
+            params["layout"] = layout
         files = {"raw_data": _upload(raw_data, "raw_data"),
                  "params": ("params.yml", _yaml_dump(params), "application/yaml")}
         scores = self._request("POST", "/serve_prediction", files=files)
         return scores_frame(scores) if as_frame else scores
 
+    def export_key(self) -> dict:
+        """GET /export-key: ``{"algorithm": "Ed25519", "publicKey": "ed25519:...", "keyId"}``,
+        what ``automl.export.load(path, trust=...)`` takes (pin it: fetch it once from the
+        service you mean and keep it)."""
+        return self._request("GET", "/export-key")
+
+    def card(self, pipeline_id: str | int, version: int | None = None) -> str:
+        """GET /models/<id>/card: the model card, Markdown."""
+        response = self._send("GET", f"/models/{_segment(pipeline_id)}/card",
+                              params=_version_query(version), headers={"Accept": "text/markdown"})
+        return response.text
+
+    def download(self, pipeline_id: str | int, path, version: int | None = None) -> Path:
+        """GET /models/<id>/export: the signed archive of a pipeline version, written to
+        ``path`` (a file; or a directory, to hold it under the service's name for it,
+        ``automl-<id>-v<version>.zip``). Returns the file's path.
+
+        The file appears whole or not at all (written beside it first). Load it with
+        ``automl.export.load(path, trust=client.export_key())``, which needs the service's
+        packages; this client does not read it.
+        """
+        response = self._send("GET", f"/models/{_segment(pipeline_id)}/export", stream=True,
+                              params=_version_query(version),
+                              headers={"Accept": "application/zip"})
+        with response:
+            kind = response.headers.get("Content-Type", "").split(";")[0].strip()
+            if kind != "application/zip":
+                raise ServiceError(f"GET /models/{pipeline_id}/export answered {kind or 'nothing'}"
+                                   ", not a zip archive; is the service this version's?",
+                                   status=response.status_code, code="invalid_response")
+            target = Path(path)
+            if target.is_dir():
+                target = target / _attachment_name(response, pipeline_id)
+            partial = target.with_name(f".{target.name}.{os.getpid()}.part")
+            try:
+                with partial.open("wb") as out:
+                    for chunk in response.iter_content(1 << 16):
+                        out.write(chunk)
+                with partial.open("rb") as written:
+                    if written.read(4) != b"PK\x03\x04":
+                        raise ServiceError("The export answer is not a zip archive.",
+                                           status=response.status_code, code="invalid_response")
+                os.replace(partial, target)
+            except requests.RequestException as err:
+                raise ConnectionFailed(f"The export of pipeline {pipeline_id} was cut off "
+                                       f"({_reason(err)}).", code="connection_failed") from err
+            finally:
+                partial.unlink(missing_ok=True)
+        return target
+
     # -- internals -------------------------------------------------------------------------
 
     def _request(self, method: str, path: str, **kwargs):
+        response = self._send(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError:
+            raise ServiceError(f"The answer to {method} {path} is not JSON (HTTP "
+                               f"{response.status_code}); is {self.url} the AutoML service?",
+                               status=response.status_code, code="invalid_response") from None
+
+    def _send(self, method: str, path: str, **kwargs) -> requests.Response:
+        """The answer, or the typed error for an error answer or none."""
         url = self.url + path
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
@@ -294,12 +359,18 @@ class Client:
                                    code="connection_failed") from err
         if response.status_code >= 400:
             raise error_from_response(response)
-        try:
-            return response.json()
-        except ValueError:
-            raise ServiceError(f"The answer to {method} {path} is not JSON (HTTP "
-                               f"{response.status_code}); is {self.url} the AutoML service?",
-                               status=response.status_code, code="invalid_response") from None
+        return response
+
+
+def _version_query(version: int | None) -> dict:
+    return {} if version is None else {"version": int(version)}
+
+
+def _attachment_name(response: requests.Response, pipeline_id) -> str:
+    """The file name of Content-Disposition, if it is a plain one; else the service's pattern."""
+    found = re.search(r'filename="([A-Za-z0-9_-][A-Za-z0-9_.-]{0,119})"',
+                      response.headers.get("Content-Disposition", ""))
+    return found.group(1) if found else f"automl-{pipeline_id}.zip"
 
 
 def scores_frame(scores: dict):
@@ -332,7 +403,7 @@ def _reason(err: Exception) -> str:
 
 
 _CONTENT_TYPES = {".json": "application/json", ".csv": "text/csv", ".yml": "application/yaml",
-                  ".yaml": "application/yaml"}
+                  ".yaml": "application/yaml", ".parquet": "application/vnd.apache.parquet"}
 
 
 def _upload(value, field: str) -> tuple[str, bytes, str]:

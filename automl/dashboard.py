@@ -140,8 +140,8 @@ def _setup(state) -> None:
     # derivations differ, so neither a session tag nor a cookie signature says anything about
     # the secret that signs pipelines.
     models = app.extensions["state"].models
-    app.extensions["dashboard"] = {"tag_secret": models.derived_secret(b"automl-dashboard-sign-in")}
-    app.session_interface = DashboardSessions(models.derived_secret(b"automl-dashboard-session"))
+    app.extensions["dashboard"] = {"tag_secret": models.derive_key("automl-dashboard-sign-in")}
+    app.session_interface = DashboardSessions(models.derive_key("automl-dashboard-session"))
     app.permanent_session_lifetime = timedelta(hours=SESSION_HOURS)
     app.jinja_env.globals.update(csrf_token=_csrf_token, fmt=_fmt, seconds=_seconds)
 

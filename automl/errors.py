@@ -253,8 +253,9 @@ _HTTP_HINTS = {
     "multipart/form-data, e.g. requests.post(url, files={...}) or curl -F raw_data=@file.json.",
     404: "No such route. Routes: POST /train_model, POST /serve_prediction, GET /models, "
     "GET|DELETE /models/<pipeline_id>, GET /models/<pipeline_id>/versions, "
-    "POST /models/<pipeline_id>/rollback, GET /jobs, GET|DELETE /jobs/<job_id>, GET /audit, "
-    "GET /health; GET /openapi.json describes them all.",
+    "POST /models/<pipeline_id>/rollback, GET /models/<pipeline_id>/export, "
+    "GET /models/<pipeline_id>/card, GET /export-key, GET /jobs, GET|DELETE /jobs/<job_id>, "
+    "GET /audit, GET /health; GET /openapi.json describes them all.",
     405: "This route does not accept that HTTP method; GET /openapi.json lists each route's "
     "methods.",
     413: "The request is larger than the server accepts (MAX_UPLOAD_MB). Send fewer series per "

@@ -62,17 +62,22 @@ def _components(spec: APISpec, limits: Limits) -> None:
     spec.components.schema("TrainingUpload", {
         "type": "object", "required": ["raw_data", "labels", "params"],
         "properties": {
-            "raw_data": {**_FILE, "description": "The series, long format: JSON (pandas "
-                         "to_json: columns, records or split) or CSV with a header."},
-            "labels": {**_FILE, "description": "One label per series id (JSON or CSV)."},
+            "raw_data": {**_FILE, "description": "The series, long format (or wide with "
+                         "extract_features.layout: wide): JSON (pandas to_json: columns, "
+                         "records or split), CSV with a header, or Parquet."},
+            "labels": {**_FILE, "description": "One label per series id (JSON, CSV or "
+                       "Parquet)."},
             "params": {**_FILE, "description": "The parameter file (YAML); its content "
                        "follows the TrainingParameters schema."}}})
     spec.components.schema("PredictionUpload", {
         "type": "object", "required": ["raw_data", "params"],
         "properties": {
-            "raw_data": {**_FILE, "description": "The series to score, as for training."},
+            "raw_data": {**_FILE, "description": "The series to score, as for training "
+                         "(the layout: the parameter file's, else the pipeline's)."},
             "params": {**_FILE, "description": "The parameter file (YAML); its content "
-                       "follows the PredictionParameters schema."}}})
+                       "follows the PredictionParameters schema."},
+            "format": {"type": "string", "enum": ["json", "csv"],
+                       "description": "The answer's format (as the query parameter)."}}})
     spec.components.schema("TrainingReport", {
         "type": "object", "description": "What a training produced; every field is listed in "
         "the README (Training report).",

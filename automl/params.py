@@ -20,7 +20,7 @@ from .checks import (AnyOf, Field, Flag, Nullable, Number, OneOf, Rule, Section,
                      Wrong, expect_mapping)
 from .errors import InvalidParameters, excerpt
 from .fc_parameters import FcParameters
-from .parsing import Columns
+from .parsing import LAYOUTS, LONG, WIDE, Columns
 
 PIPELINE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SEARCH_MODEL = "tpot"
@@ -67,6 +67,8 @@ class FeatureParams:
     default_fc_parameters: str | dict = "fast"  # a settings name, or {calculator: params or None}
     impute_function: str = "median"
     n_jobs: int = -1  # tsfresh's processes in the training worker: -1 picks by a timed sample
+    # How raw_data is laid out: long (a row per measurement) or wide (a row per series).
+    layout: str = LONG
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ class TrainingParams:
 class PredictionParams:
     pipeline_id: str
     version: int | None = None  # a version of the pipeline; None: the current one
+    layout: str | None = None   # of raw_data; None: the layout the pipeline was trained on
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,6 +199,11 @@ class _MinusOne(Rule):
 
 COLUMN = Text()
 SEED = estimators.SEED
+LAYOUT = OneOf(LAYOUTS)
+LAYOUT_DOC = ("how raw_data is laid out: long (a row per measurement: id, value and optional "
+              "time and channel columns) or wide (a row per series, or per series and channel "
+              "with column_kind; every other column but column_label is one time step, in file "
+              "order)")
 
 
 def _feature_section(limits: Limits) -> Section:
@@ -217,6 +225,7 @@ def _feature_section(limits: Limits) -> Section:
               d.impute_function, "how missing tsfresh features are filled"),
         Field("n_jobs", _workers(limits.cpus, allow_zero=True), d.n_jobs,
               "tsfresh's extraction processes: -1 automatic, 0 in-process"),
+        Field("layout", LAYOUT, d.layout, LAYOUT_DOC),
     ), doc="How series become features.")
 
 
@@ -311,7 +320,7 @@ def parse_prediction_params(payload: bytes) -> PredictionParams:
     if read["pipeline_id"] is None:
         raise InvalidParameters("params has no 'pipeline_id': name the trained pipeline to "
                                 "predict with, e.g. 'pipeline_id: 1' (GET /models lists them).")
-    return PredictionParams(read["pipeline_id"], read["version"])
+    return PredictionParams(read["pipeline_id"], read["version"], read["layout"])
 
 
 def _prediction_section() -> Section:
@@ -319,6 +328,9 @@ def _prediction_section() -> Section:
         Field("pipeline_id", PipelineId(), None, "the trained pipeline to predict with"),
         Field("version", Nullable(Whole(1, MAX_VERSION)), None,
               "one of its versions (default: the one its current alias points to)"),
+        Field("layout", Nullable(LAYOUT), None, LAYOUT_DOC.replace(
+            "how raw_data", "how this raw_data") + "; default: the layout the pipeline was "
+            "trained on"),
     ), doc="The parameter file of POST /serve_prediction (YAML).")
 
 
@@ -339,6 +351,10 @@ def _feature_params(section, limits: Limits) -> FeatureParams:
     if len(set(named)) != len(named):
         raise InvalidParameters("extract_features: column_id, column_value, column_sort and "
                                 "column_kind must name different columns.")
+    if read["layout"] == WIDE and columns.sort is not None:
+        raise InvalidParameters("'extract_features.column_sort' is for the long layout: in the "
+                                "wide layout the columns are the time steps, in file order. "
+                                "Leave it out, or set layout: long.")
     return FeatureParams(columns, **read)
 
 

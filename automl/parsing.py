@@ -1,10 +1,16 @@
-"""Uploaded raw_data and labels files (JSON or CSV) as checked, tsfresh-ready pandas objects.
+"""Uploaded raw_data and labels files (JSON, CSV or Parquet; long or wide layout) as checked,
+tsfresh-ready pandas objects.
 
 JSON is decoded with ``json.loads`` and tabulated here rather than by ``pd.read_json``, which
-guesses types (dates, numbers in strings) behind the user's back.
+guesses types (dates, numbers in strings) behind the user's back. CSV and Parquet are read by
+pandas and pyarrow straight from the upload (bytes or the request's spooled file), and only the
+columns the caller needs: a large upload is never held as bytes, text and a table at once.
+Parquet is bounded before it is decoded (its columns may expand at most ``PARQUET_EXPANSION``
+times), since a small file can describe a huge table.
 """
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import math
@@ -12,6 +18,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import PurePath
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -19,8 +26,23 @@ import pandas as pd
 from .errors import InvalidData, PayloadTooLarge, excerpt
 
 EXPECTED = ("Expected JSON as written by pandas DataFrame.to_json() (orient 'columns', 'records' "
-            "or 'split', or an object of column lists) or CSV with a header row, UTF-8 encoded.")
+            "or 'split', or an object of column lists), CSV with a header row (UTF-8), or "
+            "Parquet.")
 _INTEGER = re.compile(r"\s*[+-]?\d+\s*")
+LONG, WIDE = "long", "wide"
+LAYOUTS = (LONG, WIDE)
+PARQUET_MAGIC = b"PAR1"
+PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet",
+                 "application/parquet")
+# A Parquet upload's columns, decoded, may hold at most this many times the file's size (or
+# PARQUET_MIN_DECODED bytes, for small files): run-length and dictionary encodings let a few
+# kilobytes describe gigabytes.
+PARQUET_EXPANSION = 20
+PARQUET_MIN_DECODED = 64 * 2**20
+_HEAD_BYTES = 64 * 1024
+_BOM = codecs.BOM_UTF8
+
+Source = "bytes | BinaryIO"
 
 
 @dataclass(frozen=True)
@@ -90,20 +112,29 @@ def _some(values, shown: int = 5) -> str:
     return listed + (f" and {len(values) - shown} more" if len(values) > shown else "")
 
 
-def read_raw_data(payload: bytes, *, filename: str | None = None, content_type: str | None = None,
-                  columns: Columns = Columns(), field: str = "raw_data",
-                  max_series: int | None = None) -> pd.DataFrame:
+def read_raw_data(payload: bytes | BinaryIO, *, filename: str | None = None,
+                  content_type: str | None = None, columns: Columns = Columns(),
+                  field: str = "raw_data", max_series: int | None = None,
+                  layout: str = LONG) -> pd.DataFrame:
     """One row per finite measurement: columns [id, sort?, kind?, value], grouped by series.
 
-    ``max_series``: more series than this is a 413 (a prediction request's limit)."""
-    table = _read_table(payload, filename, content_type, field)
-    _require(table, field, [(columns.id, "column_id"), (columns.value, "column_value"),
-                            (columns.sort, "column_sort"), (columns.kind, "column_kind")])
+    ``payload``: the file's bytes, or a seekable binary file (the request's spooled upload),
+    read from where it stands. ``layout``: ``long`` (one row per measurement) or ``wide`` (one
+    row per series, or per series and channel with ``columns.kind``; every other column but
+    ``columns.label`` is one time step, in file order). ``max_series``: more series than this
+    is a 413 (a prediction request's limit)."""
+    if layout == WIDE:
+        table = _read_table(payload, filename, content_type, field,
+                            [(columns.id, "column_id"), (columns.kind, "column_kind")], None)
+        table = _wide_to_long(table, columns, field, max_series)
+    else:
+        needed = [(columns.id, "column_id"), (columns.value, "column_value"),
+                  (columns.sort, "column_sort"), (columns.kind, "column_kind")]
+        table = _read_table(payload, filename, content_type, field, needed,
+                            [name for name, _ in needed if name is not None])
     ids = _keys(table[columns.id], field, columns.id)
     if max_series is not None and (n_series := ids.nunique()) > max_series:
-        raise PayloadTooLarge(f"{field} holds {n_series} series; one request takes at most "
-                              f"{max_series} (AUTOML_MAX_PREDICTION_SERIES). Send them in "
-                              "several requests.")
+        raise _too_many_series(field, n_series, max_series)
     out = pd.DataFrame({columns.id: ids})
     if columns.sort:
         out[columns.sort] = _times(table[columns.sort], ids, field, columns.sort)
@@ -115,6 +146,7 @@ def read_raw_data(payload: bytes, *, filename: str | None = None, content_type: 
                               "channel and feature names. Rename that channel.")
         out[columns.kind] = kinds
     out[columns.value] = _floats(table[columns.value], ids, field, columns.value)
+    del table  # the upload's own columns: only ``out`` is needed from here
 
     # tsfresh cannot take NaN or inf, so drop them, but not so many that a series vanishes.
     finite = np.isfinite(out[columns.value].to_numpy())
@@ -126,20 +158,72 @@ def read_raw_data(payload: bytes, *, filename: str | None = None, content_type: 
                  else f"series {excerpt(empty)}")
         raise InvalidData(f"{field} {where} has no finite {columns.value!r} value (all missing, "
                           "NaN or infinite). Remove the series or fill in its measurements.")
-    out = out[finite]
 
-    # Series in order of first appearance; within one, by time or else in file order.
-    order = (np.argsort(out[columns.sort].to_numpy(), kind="stable") if columns.sort
-             else np.arange(len(out)))
-    order = order[np.argsort(pd.factorize(out[columns.id])[0][order], kind="stable")]
-    return out.iloc[order].reset_index(drop=True)
+    # Series in order of first appearance; within one, by time or else in file order. One
+    # gather at the end: the finite rows, in that order.
+    kept = np.flatnonzero(finite)
+    rows = kept
+    if columns.sort:
+        rows = rows[np.argsort(out[columns.sort].to_numpy()[rows], kind="stable")]
+    series_of = np.zeros(len(out), dtype=np.int64)
+    series_of[kept] = pd.factorize(out[columns.id].iloc[kept])[0]
+    rows = rows[np.argsort(series_of[rows], kind="stable")]
+    return out.take(rows).reset_index(drop=True)
 
 
-def read_labels(payload: bytes, *, filename: str | None = None, content_type: str | None = None,
-                columns: Columns = Columns(), field: str = "labels") -> pd.Series:
-    """One label per series id (index: str ids, file order); int64 if all integral, else str."""
-    table = _read_table(payload, filename, content_type, field)
-    _require(table, field, [(columns.id, "column_id"), (columns.label, "column_label")])
+def _too_many_series(field: str, n_series: int, max_series: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"{field} holds {n_series} series; one request takes at most "
+                           f"{max_series} (AUTOML_MAX_PREDICTION_SERIES). Send them in "
+                           "several requests.")
+
+
+def _wide_to_long(table: pd.DataFrame, columns: Columns, field: str,
+                  max_series: int | None) -> pd.DataFrame:
+    """A wide table (a row per series, or per series and channel; a column per time step) as
+    the long table [id, kind?, sort?, value] the rest reads, rows in time order per series."""
+    keys = [columns.id] + ([columns.kind] if columns.kind else [])
+    steps = [c for c in table.columns if c not in keys and c != columns.label]
+    if not steps:
+        raise InvalidData(f"{field} has no time-step columns: in the wide layout every column "
+                          f"other than {' and '.join(map(repr, keys))} (and {columns.label!r}) "
+                          "holds one time step. Send one column per time step, or set "
+                          "layout: long for one row per measurement.")
+    ids = _keys(table[columns.id], field, columns.id)
+    if max_series is not None and (n_series := ids.nunique()) > max_series:
+        raise _too_many_series(field, n_series, max_series)
+    key_frame = pd.DataFrame({"id": ids})
+    if columns.kind:
+        key_frame["kind"] = _keys(table[columns.kind], field, columns.kind)
+    repeated = key_frame.duplicated()
+    if repeated.any():
+        first = key_frame[repeated].iloc[0]
+        which = f"series {excerpt(first['id'])}" + (
+            f" channel {excerpt(first['kind'])}" if columns.kind else "")
+        raise InvalidData(f"{field} has {which} on more than one row: in the wide layout each "
+                          f"series{' and channel' if columns.kind else ''} is one row. For one "
+                          "row per measurement, set layout: long.")
+    n_rows, n_steps = len(table), len(steps)
+    values = np.empty((n_rows, n_steps), dtype=np.float64)
+    for j, name in enumerate(steps):
+        values[:, j] = _floats(table[name], ids, field, str(name)).to_numpy()
+    long = {columns.id: np.repeat(ids.to_numpy(), n_steps)}
+    if columns.kind:
+        long[columns.kind] = np.repeat(key_frame["kind"].to_numpy(), n_steps)
+    if columns.sort:  # a pipeline trained on a time column: the step number is the time
+        long[columns.sort] = np.tile(np.arange(n_steps, dtype=np.int64), n_rows)
+    long[columns.value] = values.reshape(-1)
+    return pd.DataFrame(long)
+
+
+def read_labels(payload: bytes | BinaryIO, *, filename: str | None = None,
+                content_type: str | None = None, columns: Columns = Columns(),
+                field: str = "labels") -> pd.Series:
+    """One label per series id (index: str ids, file order); int64 if all integral, else str.
+
+    Any table with the id and label columns will do, a wide raw_data file with its labels too."""
+    needed = [(columns.id, "column_id"), (columns.label, "column_label")]
+    table = _read_table(payload, filename, content_type, field, needed,
+                        [columns.id, columns.label])
     ids = _keys(table[columns.id], field, columns.id)
     raw = table[columns.label]
     if raw.isna().any():
@@ -158,41 +242,222 @@ def read_labels(payload: bytes, *, filename: str | None = None, content_type: st
                      index=pd.Index(ids[keep].to_numpy(), name=columns.id))
 
 
-def _read_table(payload: bytes, filename: str | None, content_type: str | None,
-                field: str) -> pd.DataFrame:
+# -- reading a table ---------------------------------------------------------------------------
+
+def _read_table(source: bytes | BinaryIO, filename: str | None, content_type: str | None,
+                field: str, needed: list[tuple[str | None, str]],
+                wanted: list[str] | None) -> pd.DataFrame:
+    """The upload as a table of the ``wanted`` columns (None: all), after checking that the
+    ``needed`` ones are there (naming the parameter that renames each)."""
+    head, whole = _peek(source)
+    stripped = head.removeprefix(_BOM)
+    if head.startswith(PARQUET_MAGIC):
+        table = _parquet_table(source, field, needed, wanted)
+    elif not stripped.strip() and whole:
+        raise InvalidData(f"{field} is empty. {EXPECTED}")
+    elif _is_json(stripped, filename, content_type):
+        text = _decode(_all_bytes(source), field)
+        table = _json_table(text, field, content_type)
+        table.columns = [str(c) for c in table.columns]
+        if table.empty:
+            raise _no_rows(field)
+        _require(list(table.columns), field, needed)
+        if wanted is not None:
+            table = table[list(dict.fromkeys(wanted))]
+    elif _mime(content_type) in PARQUET_TYPES or _suffix(filename) == ".parquet":
+        raise InvalidData(f"{field} is labelled Parquet but is not a Parquet file (it does not "
+                          f"start with {PARQUET_MAGIC.decode()}); it may be cut short. {EXPECTED}")
+    else:
+        _decode(head, field, final=whole)  # a clear message for text that is not UTF-8
+        table = _csv_table(source, field, needed, wanted)
+    if table.empty:
+        raise _no_rows(field)
+    return table
+
+
+def _no_rows(field: str) -> InvalidData:
+    return InvalidData(f"{field} has no rows. {EXPECTED}")
+
+
+def _peek(source) -> tuple[bytes, bool]:
+    """The first bytes of the upload, and whether they are all of it; a file is left where it
+    was."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        head = bytes(source[:_HEAD_BYTES])
+        return head, len(source) <= _HEAD_BYTES
+    start = source.tell()
+    head = source.read(_HEAD_BYTES + 1)
+    source.seek(start)
+    return head[:_HEAD_BYTES], len(head) <= _HEAD_BYTES
+
+
+def _all_bytes(source) -> bytes:
+    return bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else source.read()
+
+
+def _as_file(source):
+    return io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
+
+
+def _decode(payload: bytes, field: str, final: bool = True) -> str:
     try:
-        text = payload.decode("utf-8-sig")
+        return codecs.getincrementaldecoder("utf-8-sig")().decode(payload, final=final)
     except UnicodeDecodeError as err:
         raise InvalidData(f"{field} is not UTF-8 text (byte {err.start}). {EXPECTED}") from None
-    if not text.strip():
-        raise InvalidData(f"{field} is empty. {EXPECTED}")
-    if _is_json(text, filename, content_type):
-        table = _json_table(text, field, content_type)
-    else:
-        try:
-            # round_trip: pandas' fast float parser can be off by one ulp, which is enough to
-            # score a CSV upload differently from the same numbers sent as JSON.
-            table = pd.read_csv(io.BytesIO(payload), encoding="utf-8-sig",
-                                float_precision="round_trip")
-        except (ValueError, OverflowError) as err:
-            raise InvalidData(f"{field} is not readable CSV ({excerpt(str(err), 80)}). "
-                              f"{EXPECTED}") from None
-    if table.empty:
-        raise InvalidData(f"{field} has no rows. {EXPECTED}")
+
+
+def _mime(content_type: str | None) -> str:
+    return (content_type or "").split(";")[0].strip().lower()
+
+
+def _suffix(filename: str | None) -> str:
+    return PurePath(filename or "").suffix.lower()
+
+
+def _csv_table(source, field: str, needed, wanted: list[str] | None) -> pd.DataFrame:
+    stream = _as_file(source)
+    start = stream.tell()
+    try:
+        first = pd.read_csv(stream, nrows=1, encoding="utf-8-sig")
+        if first.empty:
+            raise _no_rows(field)
+        _require([str(c) for c in first.columns], field, needed)
+        stream.seek(start)
+        # round_trip: pandas' fast float parser can be off by one ulp, which is enough to
+        # score a CSV upload differently from the same numbers sent as JSON.
+        table = pd.read_csv(stream, encoding="utf-8-sig", float_precision="round_trip",
+                            usecols=None if wanted is None else list(dict.fromkeys(wanted)))
+    except UnicodeDecodeError:
+        raise InvalidData(f"{field} is not UTF-8 text. {EXPECTED}") from None
+    except (ValueError, OverflowError) as err:
+        raise InvalidData(f"{field} is not readable CSV ({excerpt(str(err), 80)}). "
+                          f"{EXPECTED}") from None
     table.columns = [str(c) for c in table.columns]
     return table
 
 
-def _is_json(text: str, filename: str | None, content_type: str | None) -> bool:
+def _parquet_table(source, field: str, needed, wanted: list[str] | None) -> pd.DataFrame:
+    """The ``wanted`` columns of a Parquet file, refused (400) if it is damaged or of types no
+    column of series holds, and (413) if they would decode to more than the file's size allows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    size = len(source) if isinstance(source, (bytes, bytearray, memoryview)) else _size(source)
+    budget = max(PARQUET_MIN_DECODED, PARQUET_EXPANSION * size)
+    try:
+        reader = pa.BufferReader(source) if isinstance(source, (bytes, bytearray, memoryview)) \
+            else source
+        parquet = pq.ParquetFile(reader)
+        arrow = parquet.schema_arrow
+        names = [str(n) for n in arrow.names]
+        if parquet.metadata.num_rows <= 0:
+            raise _no_rows(field)
+        _require(names, field, needed)
+        wanted = names if wanted is None else list(dict.fromkeys(wanted))
+        if len(set(names)) != len(names):
+            raise InvalidData(f"{field} is a Parquet file with two columns of one name. Rename "
+                              "one of them.")
+        for name in wanted:
+            _check_parquet_type(arrow.field(name).type, field, name)
+        _check_parquet_size(parquet, wanted, budget, field)
+        text = [n for n in wanted if _is_text(arrow.field(n).type)]
+        # Text columns stay dictionary-encoded (each distinct id once), however the file has them.
+        parquet = pq.ParquetFile(reader, read_dictionary=text) if text else parquet
+        table = parquet.read(columns=wanted, use_threads=False, use_pandas_metadata=False)
+        _check_decoded_size(table, budget, field)
+        return table.to_pandas(ignore_metadata=True, self_destruct=True)
+    except (InvalidData, PayloadTooLarge):
+        raise
+    except (pa.ArrowException, OSError, ValueError, TypeError, KeyError, IndexError,
+            OverflowError) as err:
+        raise InvalidData(f"{field} is not a readable Parquet file ({excerpt(str(err), 80)}). "
+                          f"{EXPECTED}") from None
+
+
+def _size(stream) -> int:
+    start = stream.tell()
+    end = stream.seek(0, io.SEEK_END)
+    stream.seek(start)
+    return end - start
+
+
+def _is_text(kind) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or \
+        pa.types.is_string_view(kind)
+
+
+def _check_parquet_type(kind, field: str, name: str) -> None:
+    """Numbers, text, booleans, dates and times: what ids, channels, labels, times and
+    measurements are. Nested, binary and extension types are refused before reading."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    t = pa.types
+    if isinstance(kind, pa.ExtensionType) or not (
+            t.is_integer(kind) or t.is_floating(kind) or t.is_boolean(kind) or _is_text(kind)
+            or t.is_timestamp(kind) or t.is_date(kind) or t.is_decimal(kind) or t.is_null(kind)):
+        raise InvalidData(f"{field} column {excerpt(name, 40)} is of the Parquet type "
+                          f"{excerpt(str(kind), 40)}; series need numbers, text or dates "
+                          "(ids, channels and labels: text or whole numbers; measurements: "
+                          "numbers).")
+
+
+def _check_parquet_size(parquet, wanted: list[str], budget: int, field: str) -> None:
+    """What reading the columns would allocate at most, from the row groups' metadata (their
+    rows, and the decompressed size of all their columns), before reading.
+
+    Only row-group fields are read: pyarrow 26 aborts the whole process, rather than raising,
+    on some damaged column-chunk metadata (its size statistics) when Python asks for it,
+    while reading the same file raises an error as it should."""
+    meta = parquet.metadata
+    total = 0
+    for r in range(meta.num_row_groups):
+        group = meta.row_group(r)
+        total += 8 * max(group.num_rows, 0) * len(wanted) + max(group.total_byte_size, 0)
+    if total > budget:
+        raise _decodes_too_large(field, total, budget)
+
+
+def _check_decoded_size(table, budget: int, field: str) -> None:
+    """What the columns hold once every text value is spelt out (dictionary-encoded text can
+    repeat one long value on every row)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    total = 0
+    for column in table.columns:
+        for chunk in column.chunks:
+            if pa.types.is_dictionary(chunk.type):
+                lengths = pc.fill_null(pc.binary_length(chunk.dictionary), 0).to_numpy(
+                    zero_copy_only=False)
+                indices = pc.fill_null(chunk.indices, 0).to_numpy(zero_copy_only=False)
+                spelt = int(lengths[indices].sum()) if len(lengths) and len(indices) else 0
+                total += spelt + 8 * len(chunk)
+            else:
+                total += chunk.nbytes
+    if total > budget:
+        raise _decodes_too_large(field, total, budget)
+
+
+def _decodes_too_large(field: str, total: int, budget: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"{field} is a Parquet file whose columns would decode to about "
+                           f"{total / 2**20:,.0f} MB; the service reads at most {budget / 2**20:,.0f} "
+                           f"MB from a file of this size ({PARQUET_EXPANSION} times its size, "
+                           f"at least {PARQUET_MIN_DECODED // 2**20} MB). Send it in parts.")
+
+
+def _is_json(head: bytes, filename: str | None, content_type: str | None) -> bool:
     """JSON by content type or file extension; but a body that opens as JSON does (a CSV
     header never starts with ``{`` or ``[``), whatever it was labelled."""
-    if text.lstrip()[:1] in ("{", "["):
+    if head.lstrip()[:1] in (b"{", b"["):
         return True
-    mime = (content_type or "").split(";")[0].strip().lower()
+    mime = _mime(content_type)
     if mime == "application/json" or mime.endswith("+json"):
         return True
-    return PurePath(filename or "").suffix.lower() == ".json" and mime not in (
-        "text/csv", "application/csv")
+    return _suffix(filename) == ".json" and mime not in ("text/csv", "application/csv")
 
 
 def _json_table(text: str, field: str, content_type: str | None = None) -> pd.DataFrame:
@@ -235,21 +500,29 @@ def _row_keys(doc: dict[str, dict]) -> list[str]:
     return keys
 
 
-def _require(table: pd.DataFrame, field: str, needed: list[tuple[str | None, str]]) -> None:
+def _require(found: list[str], field: str, needed: list[tuple[str | None, str]]) -> None:
+    """A 400 naming the first ``needed`` column that is not among the ``found`` ones."""
     for name, key in needed:
-        if name is not None and name not in table.columns:
-            found = ", ".join(str(c)[:40] for c in table.columns[:20]) + (
-                ", ..." if len(table.columns) > 20 else "")
-            raise InvalidData(f"{field} has no column {name!r} (columns found: {found}). Rename "
+        if name is not None and name not in found:
+            listed = ", ".join(str(c)[:40] for c in found[:20]) + (
+                ", ..." if len(found) > 20 else "")
+            raise InvalidData(f"{field} has no column {name!r} (columns found: {listed}). Rename "
                               f"the column or set extract_features.{key} in the parameter file.")
 
 
 def _keys(column: pd.Series, field: str, name: str) -> pd.Series:
-    """Ids and channel names as text, so JSON 1000, CSV "1000" and a float 1000.0 all match."""
+    """Ids and channel names as text, so JSON 1000, CSV "1000" and a float 1000.0 all match.
+
+    Each distinct value is spelt once (a column of one type: numbers, text, categories); a
+    column of mixed Python objects value by value, as ``1`` and ``True`` are equal keys."""
     if column.isna().any():
         row = int(np.flatnonzero(column.isna().to_numpy())[0]) + 1
         raise InvalidData(f"{field} has a missing {name!r} in data row {row}.")
-    return pd.Series([_text(v) for v in column], dtype="str")
+    if column.dtype == object:
+        return pd.Series([_text(v) for v in column], dtype="str")
+    codes, distinct = pd.factorize(column)
+    spelt = pd.Series([_text(v) for v in distinct], dtype="str")
+    return spelt.take(codes).reset_index(drop=True)
 
 
 def _text(value: object) -> str:

@@ -125,17 +125,9 @@ class ModelStore:
             cached = self._cache.get(cache_key)
             if cached and cached[0] == record["artifact"]:
                 return cached[1]
-            payload = self.backend.get(record["artifact"])
+            payload = self._verified_payload(pipeline_id, record)
             if payload is None:
-                if self.backend.get(Keys.version(pipeline_id, record["version"])) is None:
-                    continue  # replaced meanwhile: read the new record
-                raise self._unreadable(pipeline_id, "its stored file is missing")
-            signature = self._sign(pipeline_id, record["version"], payload)
-            if not hmac.compare_digest(signature, str(record.get("signature", ""))):
-                raise self._unreadable(pipeline_id, "its file does not carry this server's "
-                                       "signature for this id and version, so it was not loaded",
-                                       "check AUTOML_SECRET_KEY matches the server that "
-                                       "trained it")
+                continue  # replaced meanwhile: read the new record
             try:
                 pipeline = pickle.loads(payload)  # signed by this service: not user bytes
             except Exception as err:  # noqa: BLE001 - e.g. written by an incompatible version
@@ -145,10 +137,40 @@ class ModelStore:
             return pipeline
         raise _not_found(pipeline_id)
 
-    def derived_secret(self, purpose: bytes) -> bytes:
-        """A secret for another use (e.g. the dashboard's sessions), derived from the one that
-        signs pipelines: it says nothing about that secret."""
-        return hmac.new(self._secret, purpose, hashlib.sha256).digest()
+    def artifact(self, pipeline_id: str, version: int | None = None) -> tuple[dict, bytes]:
+        """A version's report (as ``metadata`` describes it) and its artifact's bytes exactly
+        as stored, their signature checked (for export: nothing is unpickled here)."""
+        for _ in range(3):
+            pipeline, record = self._version(pipeline_id, version)
+            payload = self._verified_payload(pipeline_id, record)
+            if payload is not None:
+                return self._describe(pipeline_id, pipeline, record), payload
+        raise _not_found(pipeline_id)
+
+    def derive_key(self, purpose: str) -> bytes:
+        """32 bytes derived from the store's secret for one ``purpose`` (HKDF-SHA256), e.g. the
+        seed of the key that signs exports: the secret itself never leaves the store."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=_SIGNATURE_CONTEXT,
+                    info=purpose.encode()).derive(self._secret)
+
+    def _verified_payload(self, pipeline_id: str, record: dict) -> bytes | None:
+        """The artifact's bytes if they carry this server's signature for the id and version;
+        None if the version was replaced meanwhile; unreadable otherwise."""
+        payload = self.backend.get(record["artifact"])
+        if payload is None:
+            if self.backend.get(Keys.version(pipeline_id, record["version"])) is None:
+                return None
+            raise self._unreadable(pipeline_id, "its stored file is missing")
+        signature = self._sign(pipeline_id, record["version"], payload)
+        if not hmac.compare_digest(signature, str(record.get("signature", ""))):
+            raise self._unreadable(pipeline_id, "its file does not carry this server's "
+                                   "signature for this id and version, so it was not loaded",
+                                   "check AUTOML_SECRET_KEY matches the server that "
+                                   "trained it")
+        return payload
 
     def exists(self, pipeline_id: str) -> bool:
         return PIPELINE_ID.match(pipeline_id) is not None and \

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from flask import Request
 from werkzeug.exceptions import UnsupportedMediaType
@@ -18,7 +19,9 @@ EXAMPLES = {"raw_data": "data/data_train.json", "labels": "data/label_train.json
 
 @dataclass(frozen=True)
 class Upload:
-    payload: bytes
+    # The part's bytes; or, for a part asked for ``streamed``, the request's own (spooled)
+    # file, valid while the request is being handled.
+    payload: bytes | BinaryIO
     filename: str | None
     content_type: str | None
 
@@ -28,8 +31,13 @@ class Upload:
                 "content_type": self.content_type}
 
 
-def require_files(request: Request, names: tuple[str, ...]) -> dict[str, Upload]:
-    """Each named part once, as a file (or, from a plain form, as a text field)."""
+def require_files(request: Request, names: tuple[str, ...],
+                  streamed: tuple[str, ...] = ()) -> dict[str, Upload]:
+    """Each named part once, as a file (or, from a plain form, as a text field).
+
+    A file part named in ``streamed`` is handed over unread, as the file werkzeug spooled it to
+    (memory for a small part, a temporary file beyond 500 KB): the parsers read it in place,
+    so a large upload is not also held as bytes."""
     if request.mimetype != "multipart/form-data":
         raise UnsupportedMediaType()
     missing = [n for n in names if n not in request.files and n not in request.form]
@@ -46,7 +54,8 @@ def require_files(request: Request, names: tuple[str, ...]) -> dict[str, Upload]
     for name in names:
         if name in request.files:
             storage = request.files[name]
-            uploads[name] = Upload(storage.read(), storage.filename, storage.mimetype)
+            uploads[name] = Upload(storage.stream if name in streamed else storage.read(),
+                                   storage.filename, storage.mimetype)
         else:
             uploads[name] = Upload(request.form[name].encode("utf-8", "surrogatepass"), None, None)
     return uploads
@@ -57,6 +66,7 @@ def parse_training_uploads(uploads: dict[str, Upload], limits: Limits = Limits()
     """The parameter file, then the data read with the columns it names (raising 400s)."""
     params = parse_training_params(uploads["params"].payload, limits)
     columns = params.features.columns
-    raw = read_raw_data(**uploads["raw_data"].as_args(), columns=columns, field="raw_data")
+    raw = read_raw_data(**uploads["raw_data"].as_args(), columns=columns, field="raw_data",
+                        layout=params.features.layout)
     labels = read_labels(**uploads["labels"].as_args(), columns=columns, field="labels")
     return params, raw, labels

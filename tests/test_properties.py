@@ -1,11 +1,16 @@
 """Property tests of the parsers a client's bytes reach: whatever comes in, the answer is a
 valid result or the service's 4xx error, never another exception (which would be a 500).
+Uploads are JSON, CSV and Parquet (whole, cut short or with bytes changed), in the long and the
+wide layout.
 """
 from __future__ import annotations
 
+import io
 import json
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -75,6 +80,9 @@ TABLES = st.dictionaries(st.sampled_from(["example_id", "measurement", "time", "
 NAMES = st.sampled_from([None, "data.json", "data.csv", "x.bin"])
 TYPES = st.sampled_from([None, "application/json", "text/csv", "application/octet-stream"])
 COLUMNS = st.sampled_from([Columns(), Columns(sort="time"), Columns(kind="kind", sort="time")])
+WIDE_COLUMNS = st.sampled_from([Columns(), Columns(kind="kind")])
+LAYOUT_AND_COLUMNS = st.one_of(st.tuples(st.just("long"), COLUMNS),
+                               st.tuples(st.just("wide"), WIDE_COLUMNS))
 
 
 def _uploads():
@@ -94,11 +102,13 @@ def _uploads():
         as_bytes, TABLES, st.sampled_from(["columns", "records", "csv", "lists"]))
 
 
-@given(_uploads(), NAMES, TYPES, COLUMNS)
+@given(_uploads(), NAMES, TYPES, LAYOUT_AND_COLUMNS)
 @FAST
-def test_any_upload_as_raw_data(payload, filename, content_type, columns):
+def test_any_upload_as_raw_data(payload, filename, content_type, layout_and_columns):
+    layout, columns = layout_and_columns
     result = _accepted_or_refused(lambda p: read_raw_data(
-        p, filename=filename, content_type=content_type, columns=columns, max_series=5), payload)
+        p, filename=filename, content_type=content_type, columns=columns, max_series=5,
+        layout=layout), payload)
     if result is not None:
         assert list(result.columns)[0] == columns.id and result[columns.value].dtype == "float64"
         assert result[columns.id].nunique() <= 5
@@ -109,4 +119,69 @@ def test_any_upload_as_raw_data(payload, filename, content_type, columns):
 def test_any_upload_as_labels(payload, filename, content_type):
     result = _accepted_or_refused(lambda p: read_labels(
         p, filename=filename, content_type=content_type), payload)
+    assert result is None or isinstance(result, pd.Series)
+
+
+# Parquet: typed columns as pyarrow writes them, then the file whole, cut short or damaged.
+ARROW_COLUMNS = {
+    "int": (pa.int64(), st.none() | st.integers(-2**63, 2**63 - 1)),
+    "float": (pa.float64(), st.none() | st.floats()),
+    "text": (pa.string(), st.none() | st.text(max_size=10)),
+    "bool": (pa.bool_(), st.none() | st.booleans()),
+    "list": (pa.list_(pa.int64()), st.none() | st.lists(st.integers(-5, 5), max_size=3)),
+    "date": (pa.timestamp("ms"), st.none() | st.integers(-2**40, 2**40)),
+}
+
+
+@st.composite
+def _parquet_uploads(draw):
+    plausible = draw(st.booleans())  # the columns a series has, of types it could have
+    rows = draw(st.integers(1 if plausible else 0, 8))
+    others = ["time", "kind", "label", "t1", "t2"]
+    names = (["example_id", "measurement"] if plausible else []) + draw(st.lists(
+        st.sampled_from(others if plausible else ["example_id", "measurement", *others]),
+        min_size=0 if plausible else 1, max_size=4, unique=True))
+    arrays = {}
+    for name in names:
+        types = {"example_id": ["int", "text"], "measurement": ["float", "int"],
+                 "t1": ["float"], "t2": ["float", "int"]}.get(name) if plausible else None
+        kind, values = ARROW_COLUMNS[draw(st.sampled_from(types or sorted(ARROW_COLUMNS)))]
+        if plausible and name == "example_id":  # a few series, each on a few rows
+            values = st.integers(0, 2) if kind == pa.int64() else st.sampled_from(["a", "b", "7"])
+        array = pa.array(draw(st.lists(values, min_size=rows, max_size=rows)), type=kind)
+        arrays[name] = array.dictionary_encode() if draw(st.booleans()) and kind == pa.string() \
+            else array
+    out = io.BytesIO()
+    pq.write_table(pa.table(arrays), out, compression=draw(st.sampled_from(
+        ["none", "snappy", "zstd", "gzip"])), row_group_size=draw(st.integers(1, 8)))
+    payload = out.getvalue()
+    damage = draw(st.sampled_from(["none", "none", "cut", "flip", "tail"]))
+    at = draw(st.integers(0, max(0, len(payload) - 1)))
+    if damage == "cut":
+        payload = payload[:at]
+    elif damage == "flip":
+        payload = payload[:at] + bytes([payload[at] ^ draw(st.integers(1, 255))]) + payload[at + 1:]
+    elif damage == "tail":
+        payload = payload[:at] + draw(st.binary(max_size=64)) + b"PAR1"
+    return payload
+
+
+@given(_parquet_uploads(), st.sampled_from([None, "data.parquet", "x.bin"]),
+       st.sampled_from([None, "application/vnd.apache.parquet", "application/octet-stream"]),
+       LAYOUT_AND_COLUMNS)
+@FAST
+def test_any_parquet_upload_as_raw_data(payload, filename, content_type, layout_and_columns):
+    layout, columns = layout_and_columns
+    result = _accepted_or_refused(lambda p: read_raw_data(
+        p, filename=filename, content_type=content_type, columns=columns, max_series=5,
+        layout=layout), payload)
+    if result is not None:
+        assert list(result.columns)[0] == columns.id and result[columns.value].dtype == "float64"
+        assert result[columns.id].nunique() <= 5
+
+
+@given(_parquet_uploads())
+@FAST
+def test_any_parquet_upload_as_labels(payload):
+    result = _accepted_or_refused(read_labels, payload)
     assert result is None or isinstance(result, pd.Series)
