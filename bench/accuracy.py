@@ -61,6 +61,10 @@ def service_run(client, name: str, engine: str, budget_min: float, split, smoke:
             "test acc.": float(np.mean(predicted == np.asarray(y_test).astype(str))),
             "CV acc.": result.get("mean_cv_accuracy"),
             "chosen": f"{result.get('engine')} / {result.get('modelFamily')}",
+            "ensemble members": [m["engine"] for m in (result.get("ensemble") or {}).get(
+                "members", [])],
+            "search outcome": (result.get("search") or {}).get("outcome"),
+            "stage s": result.get("stageSeconds"),
             "wall s": wall, "1st model s": job["submittedToFirstModel_s"],
             "predict s": predict_s}
 

@@ -135,7 +135,8 @@ def service(**config):
     from automl import create_app
 
     with tempfile.TemporaryDirectory() as state:
-        app = create_app({"MODEL_DIR": state, "SECRET_KEY": "bench", **config})
+        app = create_app({"MODEL_DIR": state, "SECRET_KEY": "bench", "RATE_LIMIT": "off",
+                          **config})
         try:
             yield app.test_client()
         finally:

@@ -1,5 +1,6 @@
 """Test accuracy averaged over resamples of each data set: the service (engine auto) beside
-MiniRocket in the same run and the published ROCKET and HC2 accuracies on the same resamples.
+MiniRocket in the same run and the published HC2, MR-Hydra, MultiRocket, RDST, QUANT, Hydra
+and ROCKET accuracies on the same resamples (``bench/published.py``).
 
 One split decides a comparison by a handful of test series: ROCKET's published accuracy on
 ItalyPowerDemand is 0.970 on the standard split and 0.961 averaged over its 30 resamples.
@@ -7,7 +8,7 @@ Resample 0 is the standard split; resample r > 0 pools train and test and redraw
 the same sizes and class counts (aeon's ``stratified_resample_data(random_state=r)``, the
 tsml-eval scheme behind the published figures). Usage:
 
-    .venv/bin/python bench/resamples.py [--resamples 10] [--budget 1] [--datasets ...] [--smoke]
+    .venv/bin/python bench/resamples.py [--resamples 10] [--budget 5] [--datasets ...] [--smoke]
 """
 from __future__ import annotations
 
@@ -16,25 +17,9 @@ import json
 import numpy as np
 
 from accuracy import minirocket_run, service_run, standard_split
-from common import DATASETS, arguments, machine, pyplot, report, service
+from common import DEV_DATASETS, arguments, machine, pyplot, report, service
+from published import METHODS, PUBLISHED_CORRECT, accuracy
 
-# Published test series classified correctly on resamples 0-9 (accuracy x test size), from
-# github.com/time-series-machine-learning/tsml-eval: ROCKET
-# `results/classification/Univariate/ROCKET_accuracy.csv` @ 6270c37e and
-# `results/classification/Multivariate/ROCKET_ACC.csv` @ c393f2bb; HC2
-# `results/classification/Univariate/HC2_accuracy.csv` @ 573f6491 (multivariate HC2 results
-# there have fold 0 only).
-PUBLISHED_CORRECT = {
-    "GunPoint": {"ROCKET": [150, 150, 149, 150, 146, 147, 148, 150, 150, 150],
-                 "HC2": [150, 149, 150, 150, 150, 150, 150, 150, 150, 149]},
-    "ItalyPowerDemand": {"ROCKET": [998, 967, 984, 996, 992, 998, 992, 999, 965, 992],
-                         "HC2": [998, 998, 977, 996, 988, 996, 996, 984, 995, 995]},
-    "BasicMotions": {"ROCKET": [40, 40, 39, 40, 39, 39, 40, 40, 39, 40]},
-}
-# Their means over all 30 published resamples, for scale.
-PUBLISHED_MEAN_30 = {"GunPoint": {"ROCKET": 0.993, "HC2": 0.998},
-                     "ItalyPowerDemand": {"ROCKET": 0.961, "HC2": 0.963},
-                     "BasicMotions": {"ROCKET": 0.990}}
 MAX_RESAMPLES = 10
 
 
@@ -58,16 +43,18 @@ def summary(name: str, runs: list[dict]) -> dict:
     row = {"data set": name, "resamples": len(runs),
            "service mean": ours.mean(), "service SE": _se(ours),
            "MiniRocket mean": np.mean([run["MiniRocket acc."] for run in runs])}
-    for method in ("ROCKET", "HC2"):
+    for method in METHODS:
         published = np.array([run.get(f"{method} (publ.)") for run in runs], dtype=float)
-        if np.isnan(published).any():
-            row[f"{method} mean (publ.)"] = None
-            continue
-        row[f"{method} mean (publ.)"] = published.mean()
-        if method == "ROCKET":
-            row["vs ROCKET: W/T/L"] = (f"{int(np.sum(ours > published))}/"
-                                       f"{int(np.sum(ours == published))}/"
-                                       f"{int(np.sum(ours < published))}")
+        row[f"{method} mean (publ.)"] = None if np.isnan(published).any() else published.mean()
+        if method == "HC2" and row["HC2 mean (publ.)"] is not None:
+            row["vs HC2: W/T/L"] = (f"{int(np.sum(ours > published))}/"
+                                    f"{int(np.sum(ours == published))}/"
+                                    f"{int(np.sum(ours < published))}")
+    row["ensembles"] = sum(bool(run.get("ensemble members")) for run in runs)
+    outcomes = [run.get("search outcome") for run in runs]
+    row["search: replaced / joined"] = (f"{outcomes.count('replaced the baseline')} / "
+                                        f"{outcomes.count('joined the ensemble')}")
+    row["1st model s (max)"] = max(run["1st model s"] or 0 for run in runs)
     row["chosen"] = ", ".join(sorted({run["chosen"] for run in runs}))
     row["resample ids"] = f"{min(ids)}-{max(ids)}"
     return row
@@ -76,8 +63,8 @@ def summary(name: str, runs: list[dict]) -> dict:
 def main() -> None:
     args = arguments(__doc__.splitlines()[0],
                      resamples=(int, MAX_RESAMPLES, "resamples 0..N-1 of each data set (N <= 10)"),
-                     budget=(float, 1.0, "each job's search budget in minutes (engine auto)"),
-                     datasets=(str, list(DATASETS), "UCR/UEA data sets shipped with aeon"))
+                     budget=(float, 5.0, "each job's budget in minutes (engine auto)"),
+                     datasets=(str, list(DEV_DATASETS), "the development data sets"))
     n, budget, datasets = min(args.resamples, MAX_RESAMPLES), args.budget, args.datasets
     if args.smoke:
         n, budget, datasets = 2, 0.25, ["GunPoint"]
@@ -90,8 +77,9 @@ def main() -> None:
                 run = service_run(client, name, "auto", budget, split, args.smoke)
                 run.update({"resample": r, "MiniRocket acc.": minirocket_run(split)["accuracy"]})
                 test_size = len(split[1][1])
-                for method, correct in PUBLISHED_CORRECT.get(name, {}).items():
-                    run[f"{method} (publ.)"] = None if args.smoke else correct[r] / test_size
+                for method in PUBLISHED_CORRECT.get(name, {}):
+                    run[f"{method} (publ.)"] = None if args.smoke else accuracy(
+                        name, method, r, test_size)
                 runs.append(run)
                 print({k: run[k] for k in ("data set", "resample", "test acc.", "MiniRocket acc.",
                                             "chosen", "wall s")}, flush=True)
@@ -108,11 +96,13 @@ On each, one training job of the service (`POST /train_model`, engine `auto`, TP
 `max_time_mins: {budget:g}`, `random_state: 0`) is scored by `POST /serve_prediction` on the
 test part, and aeon's `MiniRocketClassifier(random_state=0)` is fitted in the same run.
 *(publ.)* means are tsml-eval's published accuracies on the same resample numbers (files and
-commits in `bench/resamples.py`); over all 30 published resamples they are
-{_published_30(datasets)}. The published resamples were drawn by the same scheme but not
-necessarily from the same code, so compare means, not single resamples: *W/T/L* counts the
-resamples where the service's accuracy is above, equal to or below ROCKET's, for scale only.
-*SE* is the standard error of the service's mean over resamples.
+commits in `bench/published.py`). The published resamples were drawn by the same scheme but
+not necessarily from the same code, so compare means, not single resamples: *W/T/L* counts
+the resamples where the service's accuracy is above, equal to or below HC2's, for scale only.
+*SE* is the standard error of the service's mean over resamples. *ensembles*: jobs whose
+final model is an ensemble of candidates; *search: replaced / joined*: jobs where TPOT's
+pipeline replaced the baseline, or joined the ensemble; *1st model s*: submission to the
+first servable model.
 
 The service's accuracy on each resample, in order:
 {per_resample}
@@ -120,12 +110,6 @@ The service's accuracy on each resample, in order:
     report(args.out, "resamples", "Accuracy averaged over resamples", rows, note,
            figure=_plot(runs, datasets), smoke=args.smoke)
     (args.out / "resamples_runs.json").write_text(json.dumps(runs, indent=1, default=str))
-
-
-def _published_30(datasets) -> str:
-    return "; ".join(f"{name} " + ", ".join(f"{m} {v:.3f}" for m, v in
-                                            PUBLISHED_MEAN_30[name].items())
-                     for name in datasets if name in PUBLISHED_MEAN_30)
 
 
 def _se(values: np.ndarray) -> float:
@@ -138,7 +122,7 @@ def _plot(runs, datasets):
                                 squeeze=False)
     series = (("test acc.", "service (auto)", "tab:blue", "o"),
               ("MiniRocket acc.", "MiniRocket (same run)", "tab:orange", "s"),
-              ("ROCKET (publ.)", "ROCKET (published)", "tab:gray", "^"),
+              ("MR-Hydra (publ.)", "MR-Hydra (published)", "tab:gray", "^"),
               ("HC2 (publ.)", "HC2 (published)", "tab:green", "v"))
     for axis, name in zip(axes[0], datasets):
         mine = [run for run in runs if run["data set"] == name]

@@ -27,65 +27,13 @@ import numpy as np
 
 from accuracy import standard_split
 from common import DEV_DATASETS, ROOT, arguments, machine, markdown_table, pyplot, report
+from published import PUBLISHED_CORRECT
 from resamples import resample
 
 METHODS = ("Hydra", "QUANT", "RDST", "MR-Hydra")
 MAX_RESAMPLES = 10
-# Published test series classified correctly on resamples 0-9 (accuracy x test size), from
-# github.com/time-series-machine-learning/tsml-eval `results/classification/Univariate/
-# {Hydra,QUANT,RDST,MR-Hydra,HC2}_accuracy.csv`, each last changed @ 6270c37e (unchanged at
-# b7166541); 30 resamples per set there, column 0 the standard split. Nothing is published there
+# The published counts (bench/published.py) come from these files; nothing is published there
 # for these methods on multivariate sets (BasicMotions).
-PUBLISHED_CORRECT = {
-    "GunPoint": {"Hydra": [150, 150, 150, 150, 150, 149, 149, 150, 150, 150],
-                 "QUANT": [148, 149, 146, 148, 150, 148, 148, 150, 148, 148],
-                 "RDST": [150, 150, 149, 149, 149, 148, 149, 150, 149, 150],
-                 "MR-Hydra": [150, 149, 149, 150, 150, 149, 149, 150, 150, 149],
-                 "HC2": [150, 149, 150, 150, 150, 150, 150, 150, 150, 149]},
-    "ItalyPowerDemand": {"Hydra": [995, 976, 984, 994, 986, 995, 991, 1000, 965, 994],
-                         "QUANT": [994, 999, 969, 998, 992, 996, 998, 987, 997, 995],
-                         "RDST": [967, 947, 977, 979, 977, 991, 978, 987, 963, 983],
-                         "MR-Hydra": [995, 997, 976, 999, 993, 996, 999, 991, 995, 998],
-                         "HC2": [998, 998, 977, 996, 988, 996, 996, 984, 995, 995]},
-    "Coffee": {"Hydra": [28] * 10, "QUANT": [28] * 10,
-               "RDST": [28, 28, 28, 28, 28, 28, 28, 28, 27, 28],
-               "MR-Hydra": [28] * 10, "HC2": [28] * 10},
-    "PigCVP": {"Hydra": [199, 187, 187, 194, 184, 191, 194, 191, 191, 191],
-               "QUANT": [145, 127, 143, 136, 127, 134, 125, 134, 139, 146],
-               "RDST": [194, 189, 187, 185, 186, 187, 186, 192, 191, 190],
-               "MR-Hydra": [186, 169, 180, 177, 178, 178, 178, 174, 179, 178],
-               "HC2": [198, 192, 183, 194, 195, 195, 195, 189, 196, 193]},
-    "Trace": {m: [100] * 10 for m in ("Hydra", "QUANT", "RDST", "MR-Hydra", "HC2")},
-}
-# aeon 1.6.0's own torch classifiers (HydraClassifier, QUANTClassifier,
-# MultiRocketHydraClassifier; random_state = resample number, torch 2.13.0 CPU, one thread),
-# mean test accuracy on the same resamples 0-9, measured once in a throwaway environment outside
-# the project (torch is no dependency of it): what the torch-free versions should match.
-AEON_TORCH_MEAN = {
-    "GunPoint": {"Hydra": 0.9980, "QUANT": 0.9887, "MR-Hydra": 0.9973},
-    "ItalyPowerDemand": {"Hydra": 0.9625, "QUANT": 0.9638, "MR-Hydra": 0.9660},
-    "BasicMotions": {"Hydra": 0.9950, "QUANT": 1.0, "MR-Hydra": 1.0},
-    "Coffee": {"Hydra": 1.0, "QUANT": 1.0, "MR-Hydra": 1.0},
-    "PigCVP": {"Hydra": 0.9250, "QUANT": 0.6558, "MR-Hydra": 0.8543},
-    "Trace": {"Hydra": 1.0, "QUANT": 1.0, "MR-Hydra": 1.0},
-}
-FIDELITY_NOTE = """
-Fidelity to aeon 1.6.0's torch transforms, checked once outside the project (torch 2.13.0 CPU
-in a throwaway environment; float32-rounded inputs on both sides, as aeon hands torch float32),
-on the train and test series of the six sets: with aeon's random kernels and channel subsets
-copied into `HydraTransformer` (torch's generator cannot be replayed by numpy), 99.99-100 % of
-the hard (min) counts are equal and the rest differ by one count (near-ties between kernels in
-float32), the soft (max) counts agree to 1e-5 of their largest value on 99.99-100 %, and the same
-sparse scaler and ridge fitted on either give identical test predictions on all six sets.
-`QuantTransformer`'s intervals equal aeon's; its features agree to at most 1.8e-5 of each
-representation's largest value (float32 rounding); `ExtraTreesClassifier(random_state=0)` fitted
-on either predicts identically on five sets and on 97.1 % of PigCVP's test series (0.731 against
-0.712), where tiny differences move random split thresholds. *aeon (torch)* is aeon's own
-classifiers' mean on the same resamples with their own random draws (`AEON_TORCH_MEAN`). On
-PigCVP (52 classes, 104 training series) QUANT's mean moves with the ExtraTrees seed alone: with
-`random_state` = resample + 100 instead of the resample number it was 0.659 instead of 0.637
-(measured once with the same code), so its gap to the published 0.652 is seed noise.
-"""
 PUBLISHED_FILES = ("tsml-eval `results/classification/Univariate/<method>_accuracy.csv` "
                    "@ 6270c37e (Hydra, QUANT, RDST, MR-Hydra, HC2)")
 
