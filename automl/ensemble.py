@@ -1,16 +1,19 @@
-"""An ensemble of candidates, chosen on their out-of-fold probabilities.
+"""An ensemble of candidates, weighted on their out-of-fold probabilities.
 
 Every candidate was cross-validated on the same folds and kept its out-of-fold class
-probabilities (``candidates``). Greedy ensemble selection (Caruana, Niculescu-Mizil, Crew and
-Ksikes, 2004, as AutoGluon does) starts from the best candidate and adds, with replacement,
-whichever candidate most improves the average's score, up to ``MAX_ADDITIONS`` times: how
-often a candidate was added is its weight.
+probabilities (``candidates``). The ensemble is HIVE-COTE's CAWPE (Large, Lines and Bagnall,
+2019) over all of them: each member's weight is its out-of-fold accuracy to the power
+``CAWPE_ALPHA``, so a few points of accuracy separate members sharply while a weaker member
+still breaks ties. Before averaging, each member's probabilities are temperature-scaled (the
+temperature minimising its out-of-fold log loss): a ridge's near-uniform scores and a forest's
+confident ones then count alike. Scaling never changes a member's own predicted class.
 
 Choosing the weights on the same out-of-fold rows that then score the ensemble would flatter
-it. So the reported score is an outer estimate: for each fold, the weights are chosen on the
-other folds' rows and the ensemble scored on this fold's; the final weights are then chosen on
-every row. ``WeightedEnsemble`` is the served estimator: each member reads its own columns of
-the joined feature matrix, and the weighted average of their probabilities is the answer.
+it. So the reported score is an outer estimate: for each fold, the temperatures and weights
+are fitted on the other folds' rows and the ensemble scored on this fold's; the final ones are
+then fitted on every row. ``WeightedEnsemble`` is the served estimator: each member reads its
+own columns of the joined feature matrix, and the weighted average of their scaled
+probabilities is the answer.
 """
 from __future__ import annotations
 
@@ -22,7 +25,11 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, l
 
 from .candidates import mean_score, standard_error
 
-MAX_ADDITIONS = 25
+# HIVE-COTE's exponent; on the development sets' resamples it beat Caruana's greedy selection
+# and the best single candidate (docs/benchmarks.md, "ensemble rules").
+CAWPE_ALPHA = 4
+TEMPERATURES = np.geomspace(0.02, 50, 81)
+PROBABILITY_FLOOR = 1e-12
 
 
 def proba_score(scoring: str, y: np.ndarray, proba: np.ndarray) -> float:
@@ -41,26 +48,35 @@ def proba_score(scoring: str, y: np.ndarray, proba: np.ndarray) -> float:
     return float(accuracy_score(y, predicted))
 
 
-def greedy_weights(oofs: list[np.ndarray], y: np.ndarray, scoring: str,
-                   rows: np.ndarray) -> np.ndarray:
-    """Caruana's selection on ``rows``: the weights of ``oofs`` (summing to 1). Ties go to
-    the earlier candidate, so list them by preference."""
-    counts = np.zeros(len(oofs))
-    total = np.zeros_like(oofs[0][rows])
-    current = -np.inf
-    for addition in range(MAX_ADDITIONS):
-        scores = [proba_score(scoring, y[rows], (total + p[rows]) / (addition + 1)) for p in oofs]
-        best = int(np.argmax(scores))  # the first of equal scores
-        if addition and scores[best] <= current + 1e-12:
-            break
-        counts[best] += 1
-        total += oofs[best][rows]
-        current = scores[best]
-    return counts / counts.sum()
+def scaled(proba: np.ndarray, temperature: float) -> np.ndarray:
+    """``proba`` with temperature scaling: softmax(log(proba) / temperature)."""
+    logits = np.log(np.clip(proba, PROBABILITY_FLOOR, 1)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return exp / exp.sum(axis=1, keepdims=True)
 
 
-def combine(oofs: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
-    return sum(w * p for w, p in zip(weights, oofs) if w)
+def fitted_temperature(proba: np.ndarray, y: np.ndarray) -> float:
+    """The temperature of ``TEMPERATURES`` with the least log loss of ``proba`` on ``y``."""
+    rows = np.arange(len(y))
+    losses = [-np.log(np.clip(scaled(proba, t)[rows, y], PROBABILITY_FLOOR, 1)).mean()
+              for t in TEMPERATURES]
+    return float(TEMPERATURES[int(np.argmin(losses))])
+
+
+def cawpe_fit(oofs: list[np.ndarray], y: np.ndarray,
+              rows: np.ndarray) -> tuple[np.ndarray, list[float]]:
+    """(weights summing to 1, temperatures) of ``oofs`` fitted on ``rows``."""
+    temperatures = [fitted_temperature(p[rows], y[rows]) for p in oofs]
+    accuracy = np.array([(p[rows].argmax(axis=1) == y[rows]).mean() for p in oofs])
+    weights = accuracy ** CAWPE_ALPHA
+    if weights.sum() <= 0:  # every member wrong on every row: nothing to prefer
+        weights = np.ones(len(oofs))
+    return weights / weights.sum(), temperatures
+
+
+def combine(oofs: list[np.ndarray], weights, temperatures) -> np.ndarray:
+    return sum(w * scaled(p, t) for w, p, t in zip(weights, oofs, temperatures) if w)
 
 
 @dataclass
@@ -68,13 +84,15 @@ class Selection:
     members: list          # the candidates with a weight, best first
     weights: list[float]
     metrics: dict          # outer estimate: score, accuracy, roc_auc means; score_se
-    oof: np.ndarray        # the outer folds' predictions, each from weights chosen without it
-    considered: int        # candidates it chose from
+    oof: np.ndarray        # the outer folds' predictions, each from weights fitted without it
+    considered: int        # candidates it weighed
+    temperatures: list[float]
 
 
 def select(candidates: list, y: np.ndarray, folds, scoring: str) -> Selection | None:
     """The ensemble of ``candidates`` (preferred ones first) with its outer estimate; None
-    when fewer than two have out-of-fold probabilities."""
+    when fewer than two have out-of-fold probabilities. ``scoring`` only scores it: CAWPE's
+    weights are accuracies whatever the job optimises."""
     usable = [c for c in candidates if c.oof is not None and np.isfinite(c.oof).all()]
     if len(usable) < 2:
         return None
@@ -82,31 +100,37 @@ def select(candidates: list, y: np.ndarray, folds, scoring: str) -> Selection | 
     outer = np.zeros_like(oofs[0])
     scores = {"score": [], "accuracy": [], "roc_auc": []}
     for train, test in folds:
-        outer[test] = combine(oofs, greedy_weights(oofs, y, scoring, train))[test]
+        weights, temperatures = cawpe_fit(oofs, y, train)
+        outer[test] = combine([p[test] for p in oofs], weights, temperatures)
         for name, metric in (("score", scoring), ("accuracy", "accuracy"),
                              ("roc_auc", "roc_auc_ovr")):
             scores[name].append(proba_score(metric, y[test], outer[test]))
-    weights = greedy_weights(oofs, y, scoring, np.arange(len(y)))
-    kept = [(c, w) for c, w in zip(usable, weights) if w > 0]
+    weights, temperatures = cawpe_fit(oofs, y, np.arange(len(y)))
+    # Members weighing nothing would only cost prediction time; stable sort: preference breaks ties
+    order = sorted((i for i in range(len(usable)) if weights[i] > 0), key=lambda i: -weights[i])
     metrics = {**{name: mean_score(values) for name, values in scores.items()},
                "score_se": standard_error(scores["score"])}
-    return Selection([c for c, _ in kept], [round(float(w), 4) for _, w in kept], metrics,
-                     outer, len(usable))
+    return Selection([usable[i] for i in order], [round(float(weights[i]), 4) for i in order],
+                     metrics, outer, len(usable), [round(temperatures[i], 4) for i in order])
 
 
 class WeightedEnsemble(ClassifierMixin, BaseEstimator):
-    """The weighted average of members' class probabilities; member i reads the columns
-    ``columns[i]`` of the matrix it is given. ``fit`` refits every member (so ``clone``
-    gives a working copy); ``from_fitted`` adopts members fitted already."""
+    """The weighted average of members' temperature-scaled class probabilities; member i
+    reads the columns ``columns[i]`` of the matrix it is given and its probabilities are
+    scaled by ``temperatures[i]`` (none given: 1, unscaled). ``fit`` refits every member (so
+    ``clone`` gives a working copy); ``from_fitted`` adopts members fitted already."""
 
-    def __init__(self, members=(), columns=(), weights=()):
+    def __init__(self, members=(), columns=(), weights=(), temperatures=()):
         self.members = members
         self.columns = columns
         self.weights = weights
+        self.temperatures = temperatures
 
     @classmethod
-    def from_fitted(cls, members, columns, weights, classes) -> WeightedEnsemble:
-        ensemble = cls(tuple(members), tuple(tuple(c) for c in columns), tuple(weights))
+    def from_fitted(cls, members, columns, weights, classes,
+                    temperatures=()) -> WeightedEnsemble:
+        ensemble = cls(tuple(members), tuple(tuple(c) for c in columns), tuple(weights),
+                       tuple(temperatures))
         ensemble.members_ = list(members)
         ensemble.classes_ = np.asarray(classes)
         return ensemble
@@ -119,8 +143,10 @@ class WeightedEnsemble(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X):
         X = np.asarray(X)
-        total = sum(w * m.predict_proba(X[:, list(c)])
-                    for m, c, w in zip(self.members_, self.columns, self.weights))
+        temperatures = self.temperatures or (1.0,) * len(self.weights)
+        total = sum(w * (p if t == 1 else scaled(p, t))
+                    for m, c, w, t in zip(self.members_, self.columns, self.weights, temperatures)
+                    for p in [m.predict_proba(X[:, list(c)])])
         return total / sum(self.weights)
 
     def predict(self, X):

@@ -92,14 +92,17 @@ def _ensemble_parts(pool, selection: Selection):
     model = WeightedEnsemble.from_fitted(
         [m.model for m in selection.members],
         [[position[c] for c in m.columns] for m in selection.members], selection.weights,
-        classes=np.arange(len(np.unique(pool.y))))
+        classes=np.arange(len(np.unique(pool.y))), temperatures=selection.temperatures)
     return features, model
 
 
 def _ensemble_summary(selection: Selection) -> dict:
-    return {"members": [{"engine": m.engine, "modelType": family(m.model), "weight": w,
-                         "cvScore": m.metrics["score"], "searched": m.searched}
-                        for m, w in zip(selection.members, selection.weights)],
+    return {"rule": "CAWPE (accuracy^4 weights, temperature-scaled probabilities)",
+            "members": [{"engine": m.engine, "modelType": family(m.model), "weight": w,
+                         "temperature": t, "cvScore": m.metrics["score"],
+                         "cvAccuracy": m.metrics["accuracy"], "searched": m.searched}
+                        for m, w, t in zip(selection.members, selection.weights,
+                                           selection.temperatures)],
             "candidatesConsidered": selection.considered,
             "outerCvScore": selection.metrics["score"],
             "outerCvScoreStandardError": selection.metrics["score_se"]}
