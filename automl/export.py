@@ -278,7 +278,7 @@ def open_export(path, *, trust, pipeline_id: str | int | None = None,
         contents = {name: _checked_member(archive, name, entry, path)
                     for name, entry in files.items()}
     _warn_on_versions(manifest.get("libraries") or {})
-    classifier = pickle.loads(contents[MODEL])  # signed by the trusted key, digest checked
+    classifier = pickle.loads(contents[MODEL])  # signed by this service (checked above)
     from .classifier import TimeSeriesClassifier
 
     if not isinstance(classifier, TimeSeriesClassifier):

@@ -281,7 +281,7 @@ def _model_section(limits: Limits, model_args_schema: dict) -> Section:
 def load_yaml(payload: bytes, field_name: str = "params") -> dict:
     try:
         text = payload.decode("utf-8-sig")
-        document = safe_yaml.load(text) if text.strip() else {}
+        document = safe_yaml.parse(text) if text.strip() else {}
     except UnicodeDecodeError as err:
         raise InvalidParameters(f"{field_name} is not UTF-8 text (byte {err.start}). Send a "
                                 "YAML mapping such as 'pipeline_id: 1'.") from None

@@ -132,14 +132,14 @@ def read_raw_data(payload: bytes | BinaryIO, *, filename: str | None = None,
                   (columns.sort, "column_sort"), (columns.kind, "column_kind")]
         table = _read_table(payload, filename, content_type, field, needed,
                             [name for name, _ in needed if name is not None])
-    ids = _keys(table[columns.id], field, columns.id)
+    ids = text_keys(table[columns.id], field, columns.id)
     if max_series is not None and (n_series := ids.nunique()) > max_series:
         raise _too_many_series(field, n_series, max_series)
     out = pd.DataFrame({columns.id: ids})
     if columns.sort:
         out[columns.sort] = _times(table[columns.sort], ids, field, columns.sort)
     if columns.kind:
-        kinds = _keys(table[columns.kind], field, columns.kind)
+        kinds = text_keys(table[columns.kind], field, columns.kind)
         if (bad := kinds[kinds.str.contains("__", regex=False)]).size:
             raise InvalidData(f"{field} column {columns.kind!r} has the channel {excerpt(bad.iloc[0])}: "
                               "channel names must not contain '__', which tsfresh uses to join "
@@ -188,12 +188,12 @@ def _wide_to_long(table: pd.DataFrame, columns: Columns, field: str,
                           f"other than {' and '.join(map(repr, keys))} (and {columns.label!r}) "
                           "holds one time step. Send one column per time step, or set "
                           "layout: long for one row per measurement.")
-    ids = _keys(table[columns.id], field, columns.id)
+    ids = text_keys(table[columns.id], field, columns.id)
     if max_series is not None and (n_series := ids.nunique()) > max_series:
         raise _too_many_series(field, n_series, max_series)
     key_frame = pd.DataFrame({"id": ids})
     if columns.kind:
-        key_frame["kind"] = _keys(table[columns.kind], field, columns.kind)
+        key_frame["kind"] = text_keys(table[columns.kind], field, columns.kind)
     repeated = key_frame.duplicated()
     if repeated.any():
         first = key_frame[repeated].iloc[0]
@@ -224,7 +224,7 @@ def read_labels(payload: bytes | BinaryIO, *, filename: str | None = None,
     needed = [(columns.id, "column_id"), (columns.label, "column_label")]
     table = _read_table(payload, filename, content_type, field, needed,
                         [columns.id, columns.label])
-    ids = _keys(table[columns.id], field, columns.id)
+    ids = text_keys(table[columns.id], field, columns.id)
     raw = table[columns.label]
     if raw.isna().any():
         raise InvalidData(f"{field} has no {columns.label!r} for series "
@@ -510,7 +510,7 @@ def _require(found: list[str], field: str, needed: list[tuple[str | None, str]])
                               f"the column or set extract_features.{key} in the parameter file.")
 
 
-def _keys(column: pd.Series, field: str, name: str) -> pd.Series:
+def text_keys(column: pd.Series, field: str, name: str) -> pd.Series:
     """Ids and channel names as text, so JSON 1000, CSV "1000" and a float 1000.0 all match.
 
     Each distinct value is spelt once (a column of one type: numbers, text, categories); a

@@ -149,7 +149,7 @@ _Loader.add_constructor(FLOAT, lambda loader, node: loader.construct_number(node
 _Loader.add_constructor(None, yaml.SafeLoader.construct_undefined)
 
 
-def load(text: str):
+def parse(text: str):
     """The document in ``text``, or ``Refused``/``yaml.YAMLError`` saying what is wrong."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise Refused(f"the file is larger than {MAX_BYTES // 1024} KB")

@@ -293,3 +293,15 @@ def _panel_shape(pool) -> tuple[int, int]:
     sizes = pool.raw.groupby(keys, sort=False).size()
     channels = pool.raw[columns.kind].nunique() if columns.kind else 1
     return int(channels), int(sizes.max())
+
+
+def evaluate_candidates(raw: pd.DataFrame, labels: pd.Series, params: TrainingParams,
+                        deadline: float | None = None) -> _Run:
+    """A run's candidates only: every engine set extracted and its default model
+    cross-validated, as ``train`` does before its ensemble and search. The run's ``scored``,
+    ``baseline``, ``pool`` and ``classifier`` are what ``bench/ensemble_rules.py`` compares
+    ensemble rules on."""
+    run = _Run(raw, labels, params, deadline, _ignore, None, None, None)
+    for names in run.engine_sets():
+        run.evaluate(names)
+    return run

@@ -9,11 +9,15 @@ from sklearn.model_selection import StratifiedKFold
 
 from .errors import InvalidData, InvalidParameters, excerpt
 from .params import TrainingParams
+from .parsing import text_keys
 
 
 def matched_training_data(raw: pd.DataFrame, labels: pd.Series, params: TrainingParams):
-    """Keep the labelled series; refuse data that cannot train a classifier."""
+    """Keep the labelled series; refuse data that cannot train a classifier. Series ids are
+    text from here on, as the upload parser spells them (``parsing.text_keys``): the engines
+    key their rows by text, so a caller in Python passing integer ids gets the same model."""
     column_id = params.features.columns.id
+    raw, labels = _ids_as_text(raw, labels, column_id)
     series_ids = pd.Index(raw[column_id].unique())
     matched = labels[labels.index.isin(series_ids)]
     if matched.empty:
@@ -35,6 +39,15 @@ def matched_training_data(raw: pd.DataFrame, labels: pd.Series, params: Training
                                 f"is not one of the two labels ({_examples(counts.index)}). "
                                 "Name one of them, or leave it out for binary data only.")
     return raw[raw[column_id].isin(matched.index)], matched
+
+
+def _ids_as_text(raw: pd.DataFrame, labels: pd.Series, column_id: str):
+    if not pd.api.types.is_string_dtype(raw[column_id]):
+        raw = raw.assign(**{column_id: text_keys(raw[column_id], "raw_data", column_id).to_numpy()})
+    if not pd.api.types.is_string_dtype(labels.index):
+        labels = labels.set_axis(pd.Index(text_keys(labels.index.to_series(), "labels",
+                                                    column_id).to_numpy(), name=labels.index.name))
+    return raw, labels
 
 
 def cv_splitter(labels: pd.Series, params: TrainingParams) -> StratifiedKFold:

@@ -19,7 +19,7 @@ from pathlib import Path
 from common import ROOT, machine
 
 BENCHMARKS = ("features", "serving", "overload", "transforms", "training", "accuracy",
-              "resamples")  # quickest first
+              "ensemble_rules", "resamples")  # quickest first
 # Options beyond --out/--smoke: training is measured with the engine a user should pick.
 OPTIONS = {"training": ["--engine", "auto"]}
 DOCS = ROOT / "docs"

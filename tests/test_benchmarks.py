@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ("features", "serving", "overload", "transforms", "training", "accuracy", "resamples")
+BENCHMARKS = ("features", "serving", "overload", "transforms", "training", "accuracy",
+              "ensemble_rules", "resamples")
 
 
 def test_every_benchmark_writes_its_table_plot_and_rows(tmp_path):
@@ -24,6 +25,7 @@ def test_every_benchmark_writes_its_table_plot_and_rows(tmp_path):
     assert all(0 <= row["test acc."] <= 1 for row in rows["accuracy"])
     assert [row["resamples"] for row in rows["resamples"]] == [2]
     assert 0 <= rows["resamples"][0]["service mean"] <= 1
+    assert all(0 <= row["CAWPE tempered"] <= 1 for row in rows["ensemble_rules"])
     assert all(row["ratio"] > 0 for row in rows["serving"] if row.get("ratio") is not None)
     page = (tmp_path / "benchmarks.md").read_text()
     assert "Machine:" in page and "(benchmarks/accuracy.png)" in page

@@ -155,6 +155,10 @@ def test_a_pipeline_page_draws_the_search_engines_confusion_roc_and_features(ope
     assert "not recorded" not in page.split("<h2>Versions")[0].split("Time per stage")[0]
     assert "55.2 s" in page  # stageSeconds
     assert "0.42 ms per series" in page
+    # The ensemble served: its members with their weights, temperatures, scores.
+    members = page.split("<h3>Ensemble served</h3>")[1].split("</table>")[0]
+    assert members.count("<tr>") == 3 and "0.61" in members and "1.4" in members
+    assert "ExtraTreesClassifier&lt;i&gt;" in members and "0.974" in members
 
 
 def test_a_report_without_the_new_fields_says_not_recorded(open_app):

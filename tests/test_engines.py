@@ -228,3 +228,18 @@ model_training: {model: tpot, model_args: {max_time_mins: 1}}
     with pytest.raises(TrainingFailed, match=r"10000 s, more than the whole budget of \d+ s "
                                              r".*engine: minirocket or auto"):
         train(raw, y, params, estimate_extraction=lambda engine: 10_000.0)
+
+
+def test_integer_series_ids_from_python_train_the_same_model_as_text_ids():
+    """The upload parser spells ids as text; a Python caller's integer ids must not leave the
+    kernel engines' rows unmatched (every feature NaN, then every fit failing)."""
+    raw, y = _series(16)
+    params = parse_training_params(b"""
+extract_features: {engine: minirocket, column_kind: channel, column_sort: time}
+model_training: {model: logistic_regression, cv: 3}
+""")
+    numbered = raw.assign(example_id=raw["example_id"].str[1:].astype(int))
+    _, as_text = train(raw, y, params)
+    classifier, as_int = train(numbered, y.set_axis(y.index.str[1:].astype(int)), params)
+    assert as_int["mean_cv_accuracy"] == as_text["mean_cv_accuracy"] > 0.8
+    assert list(classifier.predict(numbered).index[:2]) == ["0", "1"]

@@ -60,6 +60,16 @@ def full(classes=("cat", "dog", "$bird<b>"), evaluated: int = 120, seed: int = 0
             "evaluated": [{"family": FAMILIES[i % len(FAMILIES)],
                            "score": None if i < 3 else round(0.6 + 0.37 * rng.random(), 4),
                            "generation": i * 6 // evaluated} for i in range(evaluated)]},
+        "ensemble": {
+            "rule": "CAWPE (accuracy^4 weights, temperature-scaled probabilities)",
+            "members": [{"engine": "minirocket", "modelType": "RidgeClassifierCV", "weight": 0.61,
+                         "temperature": 0.35, "cvScore": 0.97, "cvAccuracy": 0.9,
+                         "searched": False},
+                        {"engine": "tsfresh", "modelType": "ExtraTreesClassifier<i>",
+                         "weight": 0.39, "temperature": 1.4, "cvScore": 0.93,
+                         "cvAccuracy": 0.85, "searched": False}],
+            "candidatesConsidered": 2, "outerCvScore": 0.974,
+            "outerCvScoreStandardError": 0.01},
         "keptBaseline": "the search found nothing better in cross-validation than the baseline "
                         "plus one standard error",
         "crossValidation": {
