@@ -87,16 +87,26 @@ class Selection:
     oof: np.ndarray        # the outer folds' predictions, each from weights fitted without it
     considered: int        # candidates it weighed
     temperatures: list[float]
+    left_out: tuple = ()   # candidates ``keep`` refused (e.g. too slow to predict)
 
 
-def select(candidates: list, y: np.ndarray, folds, scoring: str) -> Selection | None:
+def select(candidates: list, y: np.ndarray, folds, scoring: str,
+           keep=None) -> Selection | None:
     """The ensemble of ``candidates`` (preferred ones first) with its outer estimate; None
-    when fewer than two have out-of-fold probabilities. ``scoring`` only scores it: CAWPE's
-    weights are accuracies whatever the job optimises."""
+    when fewer than two members remain. ``scoring`` only scores it: CAWPE's weights are
+    accuracies whatever the job optimises. ``keep(candidates)``, given them heaviest first,
+    returns those the ensemble may have (e.g. within a prediction-time budget)."""
     usable = [c for c in candidates if c.oof is not None and np.isfinite(c.oof).all()]
     if len(usable) < 2:
         return None
-    oofs = [c.oof for c in usable]
+    weights, _ = cawpe_fit([c.oof for c in usable], y, np.arange(len(y)))
+    # Members weighing nothing would only cost prediction time; stable sort: preference breaks ties
+    heaviest = [usable[i] for i in sorted(range(len(usable)), key=lambda i: -weights[i])
+                if weights[i] > 0]
+    members = keep(heaviest) if keep else heaviest
+    if len(members) < 2:
+        return None
+    oofs = [c.oof for c in members]
     outer = np.zeros_like(oofs[0])
     scores = {"score": [], "accuracy": [], "roc_auc": []}
     for train, test in folds:
@@ -106,12 +116,11 @@ def select(candidates: list, y: np.ndarray, folds, scoring: str) -> Selection | 
                              ("roc_auc", "roc_auc_ovr")):
             scores[name].append(proba_score(metric, y[test], outer[test]))
     weights, temperatures = cawpe_fit(oofs, y, np.arange(len(y)))
-    # Members weighing nothing would only cost prediction time; stable sort: preference breaks ties
-    order = sorted((i for i in range(len(usable)) if weights[i] > 0), key=lambda i: -weights[i])
     metrics = {**{name: mean_score(values) for name, values in scores.items()},
                "score_se": standard_error(scores["score"])}
-    return Selection([usable[i] for i in order], [round(float(weights[i]), 4) for i in order],
-                     metrics, outer, len(usable), [round(temperatures[i], 4) for i in order])
+    return Selection(members, [round(float(w), 4) for w in weights], metrics, outer,
+                     len(usable), [round(t, 4) for t in temperatures],
+                     tuple(c for c in heaviest if c not in members))
 
 
 class WeightedEnsemble(ClassifierMixin, BaseEstimator):

@@ -116,8 +116,14 @@ def warm_up() -> None:
     from .engines import REGISTRY
 
     rng = np.random.default_rng(0)
-    raw = pd.DataFrame({"example_id": np.repeat(np.arange(4), 24),
-                        "measurement": rng.normal(size=96)})
+    univariate = pd.DataFrame({"example_id": np.repeat(np.arange(4), 24),
+                               "measurement": rng.normal(size=96)})
+    # aeon compiles other functions for several channels (MultiRocket's alone took 40 s)
+    multichannel = pd.DataFrame({"example_id": np.repeat(np.arange(4), 48),
+                                 "channel": np.tile(np.repeat(["a", "b"], 24), 4),
+                                 "measurement": rng.normal(size=192)})
     for name, engine in REGISTRY.items():
         if engine.panel is not None:
-            KernelFeatures(kind=name).fit(raw).transform(raw)
+            KernelFeatures(kind=name).fit(univariate).transform(univariate)
+            KernelFeatures(kind=name, column_kind="channel").fit(multichannel).transform(
+                multichannel)

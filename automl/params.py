@@ -38,6 +38,7 @@ MODEL_ALIASES = {"tpot.tpotclassifier": SEARCH_MODEL, "tpotclassifier": SEARCH_M
 FIXED_MODELS = tuple(estimators.FIXED_MODELS)
 MAX_GENERATIONS, MAX_POPULATION = 1_000, 1_000
 MAX_VERSION = 1_000_000
+MAX_ENSEMBLE_COST = 100.0  # times the chosen engine's one-series prediction
 SECTIONS = ("extract_features", "feature_selection", "model_training", "tpot_classifier")
 
 
@@ -105,6 +106,9 @@ class ModelParams:
     # The whole job's budget: the search's max_time_mins, or for a fixed model
     # model_training.max_time_mins (default: the instance's fixed-model budget).
     max_time_mins: float = SearchParams.max_time_mins
+    # A search's ensemble predicts one series in at most this many times the chosen engine's
+    # time (issue 15's target); 0: no ensemble.
+    ensemble_cost: float = 3.0
 
     @property
     def searching(self) -> bool:
@@ -270,6 +274,9 @@ def _model_section(limits: Limits, model_args_schema: dict) -> Section:
         Field("max_time_mins", Number(0.0, limits.max_budget_mins, exclusive_minimum=True), None,
               f"fixed models only: the job's budget in minutes (default "
               f"{limits.fixed_model_budget_mins:g}); for tpot use model_args.max_time_mins"),
+        Field("ensemble_cost", Number(0.0, MAX_ENSEMBLE_COST), ModelParams.ensemble_cost,
+              "tpot only: the ensemble of candidates may take at most this many times the "
+              "chosen engine's time to predict one series (0: no ensemble)"),
     ), doc="The model: a TPOT search or a fixed estimator.",
         extra={"model_args": model_args_schema})
 
@@ -377,7 +384,7 @@ def _model_params(section, limits: Limits) -> ModelParams:
                 f"'model_training.model_args.max_eval_time_mins' ({search.max_eval_time_mins:g}) "
                 f"is longer than the whole budget, max_time_mins ({search.max_time_mins:g}).")
         return ModelParams(model, search, {}, read["cv"], read["positive_class"],
-                           search.max_time_mins)
+                           search.max_time_mins, read["ensemble_cost"])
     given = estimators.arguments_section(model).read(args, "model_training.model_args")
     estimator_args = {k: v for k, v in given.items() if k in (args or {})}
     _validate_estimator(model, estimator_args)

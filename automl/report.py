@@ -33,9 +33,7 @@ def finished(pool, classifier, choice, started: float, stage_seconds: dict,
 
     It has predicted a few training series first: a pipeline is stored only once it is known
     to serve (a model can fit and still fail every prediction)."""
-    features, model = (_ensemble_parts(pool, choice) if isinstance(choice, Selection)
-                       else (choice.features, choice.model))
-    served = copy.copy(classifier).use(features, model)
+    served, features, model = _servable(pool, classifier, choice)
     predict_ms = _check_predicts(pool, served)
     lead = choice.members[0] if isinstance(choice, Selection) else choice
     described = features.describe()
@@ -76,6 +74,13 @@ def finished(pool, classifier, choice, started: float, stage_seconds: dict,
     return served, report
 
 
+def _servable(pool, classifier, choice):
+    """(the classifier serving ``choice``, its features, its model)."""
+    features, model = (_ensemble_parts(pool, choice) if isinstance(choice, Selection)
+                       else (choice.features, choice.model))
+    return copy.copy(classifier).use(features, model), features, model
+
+
 def _ensemble_parts(pool, selection: Selection):
     """The features every member needs (each engine once, narrowed to the columns its members
     read) and the ensemble reading each member's columns of them."""
@@ -104,8 +109,25 @@ def _ensemble_summary(selection: Selection) -> dict:
                         for m, w, t in zip(selection.members, selection.weights,
                                            selection.temperatures)],
             "candidatesConsidered": selection.considered,
+            "leftOutForPredictionTime": [m.engine for m in selection.left_out],
             "outerCvScore": selection.metrics["score"],
             "outerCvScoreStandardError": selection.metrics["score_se"]}
+
+
+def one_series_ms(pool, classifier, choice, repeats: int = 3) -> float:
+    """The fastest of ``repeats`` in-process predictions of one training series by
+    ``choice`` (a candidate, or members as a Selection), in milliseconds."""
+    served, _, _ = _servable(pool, classifier, choice)
+    column_id = pool.params.features.columns.id
+    one = pool.raw[pool.raw[column_id] == pool.y.index[0]]
+    times = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(repeats):
+            began = time.perf_counter()
+            served.predict_proba(one)
+            times.append(time.perf_counter() - began)
+    return 1000 * min(times)
 
 
 def _check_predicts(pool, classifier) -> float:

@@ -26,7 +26,7 @@ from .ensemble import Selection, select
 from .errors import TrainingFailed
 from .estimators import build as build_fixed_estimator
 from .params import AUTO_ENGINE, TrainingParams
-from .report import finished
+from .report import finished, one_series_ms
 from .search import searching, summary, tpot_search
 from .search_spaces import search_space
 from .training_data import cv_splitter, matched_training_data
@@ -213,17 +213,35 @@ class _Run:
     def ensemble(self, extra: list[Candidate] = ()) -> None:
         """The ensemble of every candidate (the baseline first, then by preference), served
         if its outer cross-validated score is at least the baseline's."""
+        if not self.params.model.ensemble_cost:
+            return
         with self.stage("ensemble"):
             ranked = sorted(list(self.scored.values()) + list(extra),
                             key=lambda c: (c is not self.baseline, -c.prior, tuple(-s for s in c.scores)))
             selection = select(ranked, self.pool.y.to_numpy(), self.pool.folds,
-                               self.pool.scoring)
+                               self.pool.scoring, keep=self.within_prediction_cost)
         if selection is None or len(selection.members) < 2:
             return
         reference = self.baseline.metrics["score"]
         if reference is None or selection.metrics["score"] >= reference:
             self.selection = selection
             self._serve(selection)
+
+    def within_prediction_cost(self, heaviest: list[Candidate]) -> list[Candidate]:
+        """Of ``heaviest`` (in weight order), those kept while the ensemble's measured
+        one-series prediction stays within ``ensemble_cost`` times the baseline's: tsfresh's
+        per-call machinery alone can cost 20x a kernel engine's prediction."""
+        limit = self.params.model.ensemble_cost * self._prediction_ms([self.baseline])
+        kept: list[Candidate] = []
+        for candidate in heaviest:
+            if self._prediction_ms(kept + [candidate]) <= limit:
+                kept.append(candidate)
+        return kept
+
+    def _prediction_ms(self, members: list[Candidate]) -> float:
+        n = len(members)
+        choice = members[0] if n == 1 else Selection(members, [1.0] * n, {}, None, n, [1.0] * n)
+        return one_series_ms(self.pool, self.classifier, choice)
 
     # -- the search ----------------------------------------------------------------------
 

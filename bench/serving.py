@@ -2,7 +2,8 @@
 
 One pipeline per feature engine is trained on GunPoint's train split with a fixed model (no
 search) through the service's own training code and stored, signed, in a temporary model
-directory. Then, for 1 and 100 series of the test split sent as the same CSV bytes:
+directory; so is the ensemble a search job serves (every candidate of ``engine: auto``,
+weighed by CAWPE). Then, for 1 and 100 series of the test split sent as the same CSV bytes:
 
 * in-process: what a Python caller pays, ``read_raw_data`` on the bytes then
   ``classifier.scores(raw)``;
@@ -14,7 +15,9 @@ directory. Then, for 1 and 100 series of the test split sent as the same CSV byt
 After a warm-up (which also loads the pipeline into the serving worker's cache), both are
 measured alternately, in alternating order, so load from other work on the machine hits them
 alike; each figure is the median of the repetitions. The ratio HTTP / in-process is the serving
-overhead. A second table times, in-process, each step the request adds around the prediction.
+overhead. The floor is an empty request to the same gunicorn (``GET /health``: Flask, routing,
+a small JSON answer): what no prediction can go below. A second table times, in-process, each
+step the request adds around the prediction.
 
     .venv/bin/python bench/serving.py [--smoke] [--out DIR] [--repeats N] [--engines ...]
 """
@@ -35,11 +38,15 @@ from common import (ROOT, arguments, columns_yaml, csv_bytes, load_split, long_f
 sys.path.insert(0, str(ROOT / "tests"))  # the real-server helpers the end-to-end tests use
 
 SIZES = (1, 100)
-ENGINES = ["tsfresh", "minirocket"]
+ENSEMBLE = "ensemble"
+ENGINES = ["tsfresh", "minirocket", "hydra", "quant", "multirocket", "rdst", "multirocket-hydra",
+           ENSEMBLE]
+SMOKE_ENGINES = ["tsfresh", "minirocket", ENSEMBLE]
 ENGINE_PARAMS = {
     # tsfresh's `efficient` settings, as the README's figures; the smoke run takes `minimal`.
     "tsfresh": "  default_fc_parameters: {fc}\n",
-    "minirocket": "  engine: minirocket\n",
+    "multirocket-hydra": "  engine: [multirocket, hydra]\n",  # a pipeline id has no "+"
+    ENSEMBLE: "  engine: auto\n  default_fc_parameters: {fc}\n",
 }
 MODEL = "model_training: {model: extra_trees, model_args: {n_estimators: 100, random_state: 0}}\n"
 SECRET = "bench-serving"
@@ -53,15 +60,20 @@ def engine_available(engine: str) -> bool:
     from automl.params import parse_training_params
 
     try:
-        parse_training_params(f"extract_features:\n{ENGINE_PARAMS[engine]}".format(fc="minimal")
+        parse_training_params(f"extract_features:\n{_engine_params(engine)}".format(fc="minimal")
                               .encode())
         return True
     except ApiError:  # no such engine (yet): the parameter file refuses it
         return False
 
 
+def _engine_params(engine: str) -> str:
+    return ENGINE_PARAMS.get(engine, f"  engine: {engine}\n")
+
+
 def train_and_store(engine: str, models, smoke: bool) -> dict:
-    """Train through ``automl.training.train``; store under the engine's name."""
+    """Train through the service's training code; store under the engine's name. The
+    ensemble is the one a search job serves before its search: CAWPE over every candidate."""
     from automl.params import parse_training_params
     from automl.parsing import read_labels, read_raw_data
     from automl.training import train
@@ -71,16 +83,45 @@ def train_and_store(engine: str, models, smoke: bool) -> dict:
         X, y = X[:20], y[:20]
     raw, labels = long_format(X, y)
     params_yaml = (columns_yaml(False)
-                   + ENGINE_PARAMS[engine].format(fc="minimal" if smoke else "efficient") + MODEL)
+                   + _engine_params(engine).format(fc="minimal" if smoke else "efficient")
+                   + (SEARCH if engine == ENSEMBLE else MODEL))
     params = parse_training_params(params_yaml.encode())
     columns = params.features.columns
     started = time.perf_counter()
-    classifier, summary = train(
-        read_raw_data(csv_bytes(raw), filename="raw.csv", columns=columns),
-        read_labels(csv_bytes(labels), filename="labels.csv", columns=columns), params)
+    raw = read_raw_data(csv_bytes(raw), filename="raw.csv", columns=columns)
+    labels = read_labels(csv_bytes(labels), filename="labels.csv", columns=columns)
+    if engine == ENSEMBLE:
+        classifier, summary = _ensemble(raw, labels, params)
+    else:
+        classifier, summary = train(raw, labels, params)
     summary["trainTime"] = round(time.perf_counter() - started, 3)
     models.save(classifier, summary, pipeline_id=engine)
     return summary
+
+
+SEARCH = "model_training: {model: tpot, model_args: {max_time_mins: 5, random_state: 0}}\n"
+
+
+def _ensemble(raw, labels, params):
+    from automl.ensemble import select
+    from automl.report import finished
+    from automl.training import evaluate_candidates
+
+    run = evaluate_candidates(raw, labels, params)
+    ranked = sorted(run.scored.values(),  # the baseline first, then by preference, as a job does
+                    key=lambda c: (c is not run.baseline, -c.prior, tuple(-s for s in c.scores)))
+    selection = select(ranked, run.pool.y.to_numpy(), run.pool.folds, run.pool.scoring)
+    classifier, summary = finished(run.pool, run.classifier, selection, time.perf_counter(), {})
+    summary["bestEngine"] = run.baseline.engine
+    return classifier, summary
+
+
+def floor_ms(session, url: str, repeats: int) -> float:
+    """Median milliseconds of an empty request (GET /health) on the same session."""
+    for _ in range(5):
+        session.get(f"{url}/health").raise_for_status()
+    return statistics.median(timed(lambda: session.get(f"{url}/health").raise_for_status())[0]
+                             for _ in range(repeats))
 
 
 def test_payloads() -> dict[int, bytes]:
@@ -239,7 +280,8 @@ def figure(rows: list[dict]):
 def main() -> None:
     args = arguments(__doc__.splitlines()[0],
                      repeats=(int, 30, "measured repetitions per size (after the warm-up)"),
-                     engines=(str, list(ENGINES), "feature engines to train and serve"))
+                     engines=(str, list(ENGINES), "feature engines to train and serve, and "
+                                                  "the ensemble"))
     import requests
 
     from automl import create_app
@@ -247,8 +289,9 @@ def main() -> None:
 
     smoke = args.smoke
     repeats, warmup = (3, 2) if smoke else (args.repeats, 5)
-    engines = [e for e in args.engines if engine_available(e)]
-    skipped = sorted(set(args.engines) - set(engines))
+    wanted = SMOKE_ENGINES if smoke and args.engines == ENGINES else args.engines
+    engines = [e for e in wanted if engine_available(e)]
+    skipped = sorted(set(wanted) - set(engines))
     payloads = test_payloads()
     rows, steps, trained = [], [], {}
     with tempfile.TemporaryDirectory() as state_dir:
@@ -268,6 +311,7 @@ def main() -> None:
                           f"{trained[engine]['trainTime']:.1f} s", flush=True)
                 booting.result()
                 with requests.Session() as session:
+                    floor = floor_ms(session, server.url, max(repeats, 10))
                     for engine in engines:
                         rows += measure(models.get(engine), session, server, engine, payloads,
                                         repeats, warmup)
@@ -278,6 +322,17 @@ def main() -> None:
             costs = request_steps(app, engine, payloads[max(SIZES)], 5 if smoke else 20)
             steps.append({"engine": engine, **costs})
     shapes = "; ".join(f"{e}: {s['trainShape'][1]} features" for e, s in trained.items())
+    one = {row["engine"]: row["HTTP ms"] for row in rows if row["series"] == 1}
+    for row in rows:
+        row["x floor"] = row["HTTP ms"] / floor if row["series"] == 1 else None
+    best = trained.get(ENSEMBLE, {}).get("bestEngine")
+    members = [m["engine"] for m in (trained.get(ENSEMBLE, {}).get("ensemble") or {}).get(
+        "members", [])]
+    ensemble_line = (f"The ensemble ({len(members)} members: {', '.join(members)}) answers one "
+                     f"series over HTTP in {one[ENSEMBLE]:.1f} ms, "
+                     f"{one[ENSEMBLE] / one[best]:.2f}x the {best} engine's alone "
+                     f"({one[best]:.1f} ms), the engine `auto` chose on its own."
+                     if ENSEMBLE in one and best in one else "")
     workers = "one worker" if smoke else "default workers"
     not_measured = (f"Not measured: {', '.join(skipped)} (engine not available).\n"
                     if skipped else "")
@@ -292,6 +347,9 @@ same machine, answer decoded. *In gunicorn* is the server's time per request fro
 log (the WSGI call: body read, route, answer written; the log format is the only setting
 changed); *transport + client* is the rest: HTTP framing, loopback, waking processes,
 `requests`. The ratio is HTTP / in-process; the target is at most 1.3x for 100 series.
+The floor, an empty request (`GET /health`) on the same session, took {floor:.2f} ms (median
+of {max(repeats, 10)}); *x floor* is a one-series prediction's HTTP time over it.
+{ensemble_line}
 {not_measured}
 What the route does around the prediction, in ms, timed in-process for the {max(SIZES)}-series
 upload ({len(payloads[max(SIZES)]) / 1024:.0f} KiB). *Store load* (read, HMAC check, unpickle)
@@ -303,8 +361,8 @@ check the cached copy is current:
 Machine: {machine()}
 """
     report(args.out, "serving", "Serving overhead: HTTP vs in-process prediction", rows, note,
-           columns=["engine", "series", "in-process ms", "HTTP ms", "ratio", "in gunicorn ms",
-                    "transport + client ms", "HTTP p90 ms", "upload KiB"],
+           columns=["engine", "series", "in-process ms", "HTTP ms", "ratio", "x floor",
+                    "in gunicorn ms", "transport + client ms", "HTTP p90 ms", "upload KiB"],
            figure=figure(rows), smoke=smoke)
 
 

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.e2e
 KEY = "e2e-key-0123456789abcdef"
 
 
-@pytest.fixture(params=["open", "keys"])
+# With keys the post's client needs one header; gunicorn with keys is also covered by
+# test_auth's two-instance test, so that variant (a minute) stays out of CI.
+@pytest.fixture(params=["open", pytest.param("keys", marks=pytest.mark.slow)])
 def server(tmp_path, request):
     """One gunicorn from the Procfile, open or with an API key; ``restart`` keeps its model
     directory."""
