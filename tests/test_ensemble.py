@@ -123,3 +123,49 @@ model_training: {model: tpot, cv: 3, model_args: {max_time_mins: 0.5, n_jobs: 1}
     assert all(m["temperature"] > 0 for m in ensemble["members"])
     assert ensemble["candidatesConsidered"] == len(report["candidates"])
     assert (classifier.predict(raw).loc[y.index].to_numpy() == y.to_numpy()).mean() > 0.9
+
+
+def test_members_a_job_cannot_afford_to_predict_with_are_left_out_and_reported():
+    y = np.arange(60) % 2
+    rows = np.arange(60)
+    members = [_candidate(name, _proba(y, rows % 20 >= wrong, 0.8))  # wrong on `wrong` in 20
+               for name, wrong in (("fast", 2), ("slow", 1), ("cheap", 3))]
+    folds = list(StratifiedKFold(3, shuffle=True, random_state=0).split(y, y))
+
+    def affordable(heaviest):
+        assert [c.engine for c in heaviest] == ["slow", "fast", "cheap"]  # heaviest first
+        return [c for c in heaviest if c.engine != "slow"]
+
+    selection = select(members, y, folds, "accuracy", keep=affordable)
+    assert [m.engine for m in selection.members] == ["fast", "cheap"]
+    assert [m.engine for m in selection.left_out] == ["slow"]
+    assert sum(selection.weights) == pytest.approx(1, abs=1e-3)
+    assert select(members, y, folds, "accuracy", keep=lambda heaviest: heaviest[:1]) is None
+
+
+def test_ensemble_cost_zero_serves_no_ensemble_and_the_cost_has_a_range():
+    from automl.errors import InvalidParameters
+
+    raw, y = _series(24, lengths=(40, 36))
+    params = parse_training_params(b"""
+extract_features: {engine: auto, column_kind: channel, column_sort: time,
+                   default_fc_parameters: minimal}
+model_training: {model: tpot, cv: 3, ensemble_cost: 0,
+                 model_args: {max_time_mins: 0.5, n_jobs: 1}}
+""")
+    _, report = train(raw, y, params, search=lambda *args: _NothingInTime())
+    assert report["ensemble"] is None
+    for bad in (b"-1", b"101", b".inf", b"lots"):
+        with pytest.raises(InvalidParameters, match="ensemble_cost"):
+            parse_training_params(b"model_training: {model: tpot, ensemble_cost: " + bad + b"}")
+
+
+class _NothingInTime:
+    def fit(self, X, y):
+        raise Exception("No individuals could be evaluated in the initial population")
+
+    def get_params(self, deep=True):
+        return {}
+
+    def set_params(self, **params):
+        return self
