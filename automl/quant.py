@@ -32,6 +32,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from .hydra import as_panel  # one reading of (series, channels, length) arrays for both
+
 MIN_LENGTH = 3  # the second difference needs one value
 
 
@@ -91,7 +93,7 @@ class QuantTransformer(TransformerMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, y=None):
-        X = _panel(X)
+        X = as_panel(X)
         if self.quantile_divisor < 1:
             raise ValueError("quantile_divisor must be >= 1")
         if self.interval_depth < 1:
@@ -180,12 +182,3 @@ def _quantiles(values: np.ndarray, q: int) -> np.ndarray:
     if q > 1:
         result[..., 1::2] -= values.mean(axis=-1, keepdims=True)
     return result
-
-
-def _panel(X) -> np.ndarray:
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim == 2:
-        X = X[:, np.newaxis, :]
-    if X.ndim != 3:
-        raise ValueError(f"expected (series, channels, length) values, got shape {X.shape}")
-    return X
