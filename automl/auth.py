@@ -415,8 +415,16 @@ def _authorize():
     needed = ENDPOINT_SCOPES[endpoint]
     if needed == PUBLIC:
         principal = auth.open_principal if auth.keys is None else auth.nobody
+    elif auth.keys is None:
+        principal = auth.open_principal
     else:
-        principal = auth.open_principal if auth.keys is None else _authenticate(auth.keys)
+        try:
+            principal = _authenticate(auth.keys)
+        except Unauthorized:
+            # Refusals count against the client's address too, or guessing keys is unlimited.
+            if endpoint not in RATE_LIMIT_EXEMPT:
+                _count_request(auth, auth.nobody)
+            raise
     g.principal = principal
     if endpoint not in RATE_LIMIT_EXEMPT:
         _count_request(auth, principal)

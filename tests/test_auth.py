@@ -443,6 +443,20 @@ def test_anonymous_requests_are_limited_per_client_address(tmp_path, clean_env):
                for _ in range(5))
 
 
+def test_guessing_keys_is_limited_per_client_address(tmp_path, clean_env):
+    app = create_app(base_settings(tmp_path, API_KEYS=json.dumps(KEYS), RATE_LIMIT="3 per minute"))
+    client = app.test_client()
+
+    def guess(address, key="not-a-key"):
+        return client.get("/models", headers={"Authorization": f"Bearer {key}"},
+                          environ_base={"REMOTE_ADDR": address})
+    assert [guess("10.1.1.1").status_code for _ in range(4)] == [401, 401, 401, 429]
+    assert "Retry-After" in guess("10.1.1.1").headers
+    assert guess("10.2.2.2").status_code == 401          # another address has its own count
+    assert client.get("/models", headers=bearer("alice"),  # a valid key keeps its own limit
+                      environ_base={"REMOTE_ADDR": "10.1.1.1"}).status_code == 200
+
+
 def test_the_counters_live_in_redis_with_a_redis_store_else_beside_the_models(tmp_path):
     assert default_storage_uri({"REDIS_URL": "redis://h:1/0", "MODEL_DIR": "x"}) == "redis://h:1/0"
     assert default_storage_uri({"MODEL_DIR": str(tmp_path)}) == \
