@@ -152,7 +152,7 @@ def serve_prediction():
         layout = layout or trained.get("layout") or LONG
         label = trained.get("label") or label
     classifier = models.get(params.pipeline_id, version)
-    scores = run_blocking(_predict, classifier, files.pop("raw_data"),
+    scores = run_blocking(predict_upload, classifier, files.pop("raw_data"),
                           current_app.config["MAX_PREDICTION_SERIES"], layout, label)
     if answer == "csv":
         response = Response(scores_csv(scores, classifier.classes_),
@@ -163,8 +163,10 @@ def serve_prediction():
     return response
 
 
-def _predict(classifier, upload, max_series: int, layout: str = LONG,
-             label: str = Columns.label) -> dict:
+def predict_upload(classifier, upload, max_series: int, layout: str = LONG,
+                   label: str = Columns.label) -> dict:
+    """``classifier``'s scores for an uploaded ``raw_data`` file (the API's and the
+    dashboard's prediction: every format and limit of the upload applies)."""
     columns = replace(classifier.features_.input_columns(), label=label)
     raw = read_raw_data(**upload.as_args(), columns=columns, field="raw_data",
                         max_series=max_series, layout=layout)

@@ -548,9 +548,9 @@ def predict():
             {"pipeline_id": chosen, "version": int(version) if version else None}).encode())
         upload = _upload("raw_data", "series (raw_data)")
         classifier = _state().models.get(params.pipeline_id, params.version)
-        from .api import _predict  # the API's own prediction, formats and limits included
+        from .api import predict_upload  # the API's own prediction: formats and limits
 
-        scores = run_blocking(_predict, classifier, upload,
+        scores = run_blocking(predict_upload, classifier, upload,
                               current_app.config["MAX_PREDICTION_SERIES"])
     except ApiError as err:
         return render_template("ui/predict.html", choices=choices, chosen=chosen,
