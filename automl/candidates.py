@@ -29,7 +29,7 @@ PROCESS_EFFICIENCY = 0.75
 ESTIMATE_SAMPLE_SERIES = 8
 
 
-@dataclass
+@dataclass(eq=False)  # a candidate is itself: equal fields can hold unequal arrays
 class Candidate:
     """One engine set with one fitted model, scored by cross-validation."""
 
