@@ -18,7 +18,7 @@ import pandas as pd
 from . import engines
 from .budget import MIN_SEARCH_S, Budget
 from .candidates import Candidate, CandidatePool, fit_or_explain
-from .choice import beats, choice_of_engine, prefer_compact
+from .choice import beats, choice_of_engine, prefer_compact, prefer_ensemble
 from .classifier import TimeSeriesClassifier
 from .compute import dask_client_starting
 from .engines import TSFRESH
@@ -211,8 +211,9 @@ class _Run:
     # -- the ensemble --------------------------------------------------------------------
 
     def ensemble(self, extra: list[Candidate] = ()) -> None:
-        """The ensemble of every candidate (the baseline first, then by preference), served
-        if its outer cross-validated score is at least the baseline's."""
+        """The ensemble of the candidates (the baseline first, then by preference), served
+        unless the baseline scores better by more than one standard error
+        (``choice.prefer_ensemble``)."""
         if not self.params.model.ensemble_cost:
             return
         with self.stage("ensemble"):
@@ -222,8 +223,7 @@ class _Run:
                                self.pool.scoring, keep=self.within_prediction_cost)
         if selection is None or len(selection.members) < 2:
             return
-        reference = self.baseline.metrics["score"]
-        if reference is None or selection.metrics["score"] >= reference:
+        if prefer_ensemble(selection, self.baseline):
             self.selection = selection
             self._serve(selection)
 

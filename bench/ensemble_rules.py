@@ -6,8 +6,8 @@ Each resample's candidates (every engine of ``engine: auto`` with its default mo
 cross-validated once, as a training job does (``training.evaluate_candidates``); each rule then
 weighs the same out-of-fold probabilities, and the members, fitted on the whole training part,
 predict the test part. So the rules differ only in how they combine. *served* is what a job
-serves: the tempered CAWPE ensemble when its outer CV estimate is at least the chosen engine's
-CV score, else the chosen engine. Usage:
+serves before its search (the ensemble of ``choice.prefer_ensemble``, or the chosen engine).
+Usage:
 
     .venv/bin/python bench/ensemble_rules.py [--resamples 10] [--datasets ...] [--smoke]
     .venv/bin/python bench/ensemble_rules.py --from-runs A_runs.json B_runs.json  (report only)
@@ -31,7 +31,7 @@ from resamples import resample
 MAX_RESAMPLES = 10
 TOP = 3
 RULES = ("chosen engine", "best CV score", "Caruana greedy", "CAWPE", "CAWPE tempered",
-         f"tempered, top {TOP}", "tempered, within cost", "served")
+         f"tempered, top {TOP}", "tempered, within cost", "served if at least", "served")
 GREEDY_ADDITIONS = 25  # AutoGluon's default
 
 
@@ -53,6 +53,7 @@ def greedy_weights(oofs, y, scoring: str) -> np.ndarray:
 
 
 def run_one(name: str, split, smoke: bool) -> dict:
+    from automl.choice import prefer_ensemble
     from automl.ensemble import Selection, cawpe_fit, combine, select
     from automl.params import parse_training_params
     from automl.report import finished
@@ -120,14 +121,16 @@ model_training: {{model: tpot, model_args: {{max_time_mins: 5, random_state: 0}}
             bounded_served.predict_proba(test_raw).loc[test_ids].to_numpy())
         bounded_ms = _predict_ms(bounded_served, one)
     reference = run.baseline.metrics["score"]
-    served_ensemble = bounded is not None and (reference is None
-                                               or bounded.metrics["score"] >= reference)
-    outcome["served"] = (outcome["tempered, within cost"] if served_ensemble
-                         else outcome["chosen engine"])
+    at_least = bounded is not None and (reference is None or bounded.metrics["score"] >= reference)
+    served_ensemble = bounded is not None and prefer_ensemble(bounded, run.baseline)
+    for rule, served in (("served if at least", at_least), ("served", served_ensemble)):
+        outcome[rule] = outcome["tempered, within cost" if served else "chosen engine"]
     few = Selection([ranked[i] for i in top], list(top_weights), selection.metrics,
                     selection.oof, len(ranked), [temperatures[i] for i in top])
     few_served, _ = finished(pool, classifier, few, began, {})
     return {"data set": name, **outcome, "ensemble served": served_ensemble,
+            "outer score": bounded.metrics["score"] if bounded else None,
+            "baseline score": reference, "baseline SE": run.baseline.metrics["score_se"],
             "chosen": run.baseline.engine, "candidates": len(ranked),
             "members": len(selection.members),
             "members within cost": [m.engine for m in bounded.members] if bounded else [],
@@ -206,8 +209,10 @@ restricted to the {TOP} heaviest members (fewer engines to compute at prediction
 within cost*: the heaviest members whose ensemble predicts one series within
 `model_training.ensemble_cost` (3) times the chosen engine's time, measured as a job does
 (the service's ensemble); *served*: what a job serves before its
-search, the service's ensemble when its outer estimate is at least the chosen engine's CV score
-(*ensemble served* counts those resamples). Figures are mean test accuracy; the tempered
+search, the service's ensemble unless the chosen engine's CV score is above the ensemble's
+outer estimate by more than one standard error (`choice.prefer_ensemble`; *ensemble served*
+counts those resamples); *served if at least*: the stricter gate it replaced, the ensemble
+only if its outer estimate is at least the chosen engine's CV score. Figures are mean test accuracy; the tempered
 ensemble's is that of the stored artifact itself (`WeightedEnsemble` behind every member's
 features). *HC2 (publ.)*: tsml-eval's published HIVE-COTE 2 mean on the same resample numbers
 (`bench/published.py`). *1-series predict: ensemble / chosen*: median over resamples of the
