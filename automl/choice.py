@@ -32,15 +32,6 @@ def prefer_compact(compact, full) -> bool:
         large["score"] is None or small["score"] >= large["score"] - large["score_se"])
 
 
-def prefer_ensemble(ensemble, baseline) -> bool:
-    """Serve the ensemble unless the baseline's CV score is above its outer estimate by more
-    than one standard error of the baseline's fold scores. The comparison leans against the
-    ensemble twice (its estimate is nested: weights fitted on fewer rows; the baseline's score
-    is the top of several), and ensembles rank first in published comparisons: so, as for an
-    engine, within one standard error the published favourite is taken."""
-    return prefer_compact(ensemble, baseline)
-
-
 def beats(score: float | None, incumbent) -> bool:
     """Whether a challenger's CV score (the search's best, an ensemble's) beats the incumbent
     by more than the standard error of the incumbent's fold scores. On small data, smaller

@@ -169,19 +169,3 @@ class _NothingInTime:
 
     def set_params(self, **params):
         return self
-
-
-@pytest.mark.parametrize("outer, baseline, se, served", [
-    (0.95, 0.95, 0.01, True),    # equal
-    (0.945, 0.95, 0.01, True),   # below, within one standard error: the published favourite
-    (0.93, 0.95, 0.01, False),   # below by more: the baseline stays
-    (0.99, 0.95, 0.01, True),
-])
-def test_the_ensemble_is_served_unless_the_baseline_is_clearly_better(outer, baseline, se, served):
-    from types import SimpleNamespace
-
-    from automl.choice import prefer_ensemble
-
-    ensemble = SimpleNamespace(metrics={"score": outer, "score_se": 0.02})
-    chosen = SimpleNamespace(metrics={"score": baseline, "score_se": se})
-    assert prefer_ensemble(ensemble, chosen) is served
