@@ -2,8 +2,8 @@
 
 One pipeline per feature engine is trained on GunPoint's train split with a fixed model (no
 search) through the service's own training code and stored, signed, in a temporary model
-directory; so is the ensemble a search job serves (every candidate of ``engine: auto``,
-weighed by CAWPE). Then, for 1 and 100 series of the test split sent as the same CSV bytes:
+directory; so is the ensemble a search job serves (the candidates of ``engine: auto`` weighed
+by CAWPE, as many as ``ensemble_cost`` allows). Then, for 1 and 100 series of the test split sent as the same CSV bytes:
 
 * in-process: what a Python caller pays, ``read_raw_data`` on the bytes then
   ``classifier.scores(raw)``;
@@ -110,7 +110,8 @@ def _ensemble(raw, labels, params):
     run = evaluate_candidates(raw, labels, params)
     ranked = sorted(run.scored.values(),  # the baseline first, then by preference, as a job does
                     key=lambda c: (c is not run.baseline, -c.prior, tuple(-s for s in c.scores)))
-    selection = select(ranked, run.pool.y.to_numpy(), run.pool.folds, run.pool.scoring)
+    selection = select(ranked, run.pool.y.to_numpy(), run.pool.folds, run.pool.scoring,
+                       keep=run.within_prediction_cost)  # as a job bounds its prediction time
     classifier, summary = finished(run.pool, run.classifier, selection, time.perf_counter(), {})
     summary["bestEngine"] = run.baseline.engine
     return classifier, summary
@@ -325,7 +326,7 @@ def main() -> None:
     one = {row["engine"]: row["HTTP ms"] for row in rows if row["series"] == 1}
     for row in rows:
         row["x floor"] = row["HTTP ms"] / floor if row["series"] == 1 else None
-    best = trained.get(ENSEMBLE, {}).get("bestEngine")
+    best = (trained.get(ENSEMBLE, {}).get("bestEngine") or "").replace("+", "-")  # row names
     members = [m["engine"] for m in (trained.get(ENSEMBLE, {}).get("ensemble") or {}).get(
         "members", [])]
     ensemble_line = (f"The ensemble ({len(members)} members: {', '.join(members)}) answers one "
