@@ -107,7 +107,7 @@ class ModelParams:
     # model_training.max_time_mins (default: the instance's fixed-model budget).
     max_time_mins: float = SearchParams.max_time_mins
     # A search's ensemble predicts one series in at most this many times the chosen engine's
-    # time (issue 15's target); 0: no ensemble.
+    # time, so an ensemble does not make serving slow; 0: no ensemble.
     ensemble_cost: float = 3.0
 
     @property

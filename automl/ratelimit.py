@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import random
 import sqlite3
 import threading
 import time
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 OFF = "off"  # AUTOML_RATE_LIMIT=off, or "rate_limit": "off" for one key: no limit
 REDIS_KEY_PREFIX = "automl:ratelimit"
 STORAGE_ERROR_LOG_INTERVAL_S = 60
+SETUP_ATTEMPTS = 200  # ~15 s of retries while other processes create the same file
 
 
 def parse_rate_limit(text: str) -> tuple[RateLimitItem, ...]:
@@ -160,12 +162,26 @@ class SQLiteStorage(Storage):
             connection = sqlite3.connect(self.path, timeout=10, isolation_level=None,
                                          check_same_thread=False)
             connection.execute("PRAGMA busy_timeout = 10000")
-            connection.execute("PRAGMA journal_mode = WAL")
-            connection.execute("PRAGMA synchronous = NORMAL")
-            connection.execute("CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, "
-                               "value INTEGER NOT NULL, expires_at REAL NOT NULL)")
+            self._set_up(connection)
             self._connection, self._pid = connection, os.getpid()
         return self._connection
+
+    @staticmethod
+    def _set_up(connection: sqlite3.Connection) -> None:
+        # Switching a new file to WAL answers "database is locked" at once, without waiting
+        # on busy_timeout, when another process does the same: gunicorn's workers all start
+        # together (one exited on it, and took the server down). So retry for a while.
+        for attempt in range(SETUP_ATTEMPTS):
+            try:
+                connection.execute("PRAGMA journal_mode = WAL")
+                connection.execute("PRAGMA synchronous = NORMAL")
+                connection.execute("CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, "
+                                   "value INTEGER NOT NULL, expires_at REAL NOT NULL)")
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or attempt == SETUP_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 + 0.05 * random.random())
 
     def _query(self, sql: str, parameters: tuple = ()) -> list[tuple]:
         with self._lock:

@@ -223,8 +223,8 @@ class _Run:
         if selection is None or len(selection.members) < 2:
             return
         # Served whenever it exists. Gating it on the baseline's CV score (ROC AUC by default)
-        # kept worse single engines on PigCVP and ItalyPowerDemand: CAWPE weighs by accuracy,
-        # and its nested estimate is fitted on fewer rows (docs/benchmarks.md, "Ensemble rules").
+        # kept less accurate single engines on PigCVP: CAWPE weighs by accuracy, and its
+        # nested estimate is fitted on fewer rows (docs/benchmarks.md, "Ensemble rules").
         self.selection = selection
         self._serve(selection)
 

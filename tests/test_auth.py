@@ -629,3 +629,27 @@ def test_open_gunicorn_warns_and_limits_by_address_across_its_workers(tmp_path):
                                          re.MULTILINE))
     assert len(workers) == 2, "one worker answered everything: nothing shared was shown"
     assert codes.count(200) == 5 and codes.count(429) == len(codes) - 5
+
+
+def test_many_processes_creating_the_sqlite_counters_at_once_all_start(tmp_path):
+    """gunicorn's workers open the same new SQLite file together; switching it to WAL
+    answered "database is locked" at once to one of them, which exited and took the
+    server down with it."""
+    context = multiprocessing.get_context("fork")
+    for attempt in range(5):  # a fresh file each time: the race is in creating it
+        uri = f"sqlite://{tmp_path}/{attempt}/counters.sqlite3"
+        start = time.time() + 0.5  # every process opens it at this instant
+        with context.Pool(8) as pool:
+            results = pool.starmap(_open_sqlite_storage, [(uri, start)] * 8)
+        assert results == ["ok"] * 8
+
+
+def _open_sqlite_storage(uri: str, start: float) -> str:
+    from automl.ratelimit import SQLiteStorage
+
+    time.sleep(max(0.0, start - time.time()))
+    try:
+        SQLiteStorage(uri).incr("k", 60)
+        return "ok"
+    except Exception as err:  # reported, not raised: the assertion shows which
+        return f"{type(err).__name__}: {err}"
