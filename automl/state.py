@@ -33,11 +33,24 @@ class State:
 
     def end_job(self, job_id: str, error: ApiError) -> bool:
         """Fail (or cancel) a job once, and remove the provisional version it left: a failed
-        job leaves no pipeline behind that it made."""
-        ended = self.jobs.fail(job_id, error)
-        if ended:
-            self.discard_provisional(self.jobs.get(job_id))
-        return ended
+        job leaves no pipeline behind that it made.
+
+        The version goes first: a client that sees the job ended must not still find it.
+        Only the job's own process (or the runner, once that process is dead) ends a running
+        job, so nothing saves a version between the two steps."""
+        job = self.jobs.get(job_id)
+        if job.state.finished:
+            return False
+        self.discard_provisional(job)
+        return self.jobs.fail(job_id, error)
+
+    def cancel_job(self, job_id: str):
+        """Cancel a job: a queued one ends now (with any version an earlier attempt left
+        removed), a running one is asked to stop and ends itself."""
+        job = self.jobs.cancel(job_id)
+        if job.state.finished:
+            self.discard_provisional(job)
+        return job
 
     def discard_provisional(self, job) -> None:
         if job.version is not None and job.pipeline_id is not None:

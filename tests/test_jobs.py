@@ -19,7 +19,10 @@ import automl.jobs
 from automl.backends import DirectoryBackend, RedisBackend
 from automl.errors import (ApiError, JobCancelled, JobFinished, JobNotFound, QueueFull,
                            TooManyRequests, TrainingFailed)
+from automl.audit import AuditLog
 from automl.jobs import JobState, JobStore, Keys, UnreadableJob
+from automl.state import State
+from automl.store import ModelStore
 from automl.uploads import Upload
 
 QUEUED, RUNNING, SUCCEEDED = JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED
@@ -365,6 +368,43 @@ def test_a_silent_job_that_was_being_cancelled_ends_cancelled(backend):
     backdate_heartbeat(backend, job_id)
     assert store.requeue_abandoned() == [job_id]
     assert store.get(job_id).state == CANCELLED
+
+
+def running_job_serving_a_baseline(backend) -> tuple[State, str]:
+    """A claimed job whose first model (its provisional baseline) is stored and served."""
+    state = State(backend, ModelStore(backend), JobStore(backend), AuditLog(backend))
+    (job_id,) = submit(state.jobs)
+    state.jobs.claim("a")
+    pipeline_id, version = state.models.save("baseline", {}, provisional=True, job_id=job_id)
+    state.jobs.record_version(job_id, pipeline_id, version)
+    return state, job_id
+
+
+def test_a_job_reads_as_cancelled_only_once_its_provisional_model_is_gone(backend):
+    state, job_id = running_job_serving_a_baseline(backend)
+    other_instance = ModelStore(reopened(backend))
+    listed_when_ended = []
+    mark_ended = state.jobs.fail
+
+    def mark_ended_and_look(*args):  # what a client polling the job sees the moment it ends
+        ended = mark_ended(*args)
+        listed_when_ended.append(list(other_instance.list()))
+        return ended
+
+    state.jobs.fail = mark_ended_and_look
+    assert state.end_job(job_id, JobCancelled("Cancelled while running.")) is True
+    assert listed_when_ended == [[]]
+    assert state.jobs.get(job_id).state == CANCELLED
+    assert state.end_job(job_id, ApiError("late")) is False  # the first outcome stands
+
+
+def test_cancelling_a_requeued_job_removes_the_baseline_its_first_attempt_served(backend):
+    state, job_id = running_job_serving_a_baseline(backend)
+    backdate_heartbeat(backend, job_id)
+    assert state.jobs.requeue_abandoned() == [job_id]  # its process went silent
+    assert state.jobs.get(job_id).state == QUEUED and list(state.models.list()) == ["1"]
+    assert state.cancel_job(job_id).state == CANCELLED
+    assert list(ModelStore(reopened(backend)).list()) == []
 
 
 def test_a_short_stale_limit_requeues_a_job_soon_after_its_last_heartbeat(backend):
