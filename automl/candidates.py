@@ -82,13 +82,19 @@ class Candidate:
 class CandidatePool:
     """Extractions, folds and tsfresh's per-fold selection, shared by a run's candidates.
 
+    Features are extracted for every series, and each candidate's model is fitted on all of
+    them; cross-validation runs on the series at ``rows`` (all, or a stratified sample of a
+    large upload: ``training_data.cv_rows``), and ``folds`` and the out-of-fold
+    probabilities are positions among those rows.
+
     ``estimate_extraction(name)`` (seconds a full extraction would take) defaults to timing
     a few series; tests inject their own.
     """
 
-    def __init__(self, raw, y: pd.Series, folds, scoring: str, params, dask_address=None,
-                 estimate_extraction=None):
+    def __init__(self, raw, y: pd.Series, rows: np.ndarray, folds, scoring: str, params,
+                 dask_address=None, estimate_extraction=None):
         self.raw, self.y, self.folds, self.scoring, self.params = raw, y, folds, scoring, params
+        self.rows = rows
         self.dask_address = dask_address
         self.estimate_extraction_s = estimate_extraction or self._estimate_extraction_s
         self.extracted: dict[str, tuple[object, pd.DataFrame, float]] = {}
@@ -123,6 +129,16 @@ class CandidatePool:
         parts = [self.extracted[n] for n in names]
         return (CombinedFeatures.from_fitted([p[0] for p in parts]),
                 pd.concat([p[1] for p in parts], axis=1))
+
+    @property
+    def sampled(self) -> bool:
+        """Whether cross-validation runs on a sample of the series."""
+        return len(self.rows) < len(self.y)
+
+    @property
+    def y_cv(self) -> np.ndarray:
+        """The labels of the cross-validated series, in the order of the out-of-fold rows."""
+        return self.y.to_numpy()[self.rows]
 
     def extract_seconds(self, names) -> float:
         return sum(self.extracted[n][2] for n in names if n in self.extracted)
@@ -164,9 +180,13 @@ class CandidatePool:
 
     def evaluate_fitted(self, like: Candidate, model) -> Candidate:
         """Score a model fitted elsewhere (the search's best) exactly as ``like`` was, on its
-        features."""
+        features; one fitted on a sample is fitted again on every series."""
         metrics, oof, fold_scores = self._cross_validate(model, like.matrix, self._selects(
             like.names), like.compact)
+        if self.sampled:
+            model = clone(model)
+            fit_or_explain(model, like.selected_matrix(), self.y.to_numpy())
+            serially(model)
         candidate = Candidate(like.names, like.features, like.matrix, like.columns, model,
                               metrics, oof, fold_scores, like.selection_fallback, like.compact,
                               searched=True)
@@ -207,7 +227,7 @@ class CandidatePool:
                         compact: bool = False) -> tuple[dict, np.ndarray | None, list]:
         """Mean fold scores of ``model``, refitted per fold on that fold's selected columns,
         the standard error of the job's score, and the out-of-fold probabilities."""
-        y = self.y.to_numpy()
+        y = self.y_cv
         scorers = {name: get_scorer(scoring) for name, scoring in (
             ("score", self.scoring), ("accuracy", "accuracy"), ("roc_auc", "roc_auc_ovr"))}
         scores = {name: [] for name in scorers}
@@ -215,9 +235,11 @@ class CandidatePool:
         oof = np.full((len(y), n_classes), np.nan)
         failures = []
         values = matrix.to_numpy()  # once: selecting 50,000 columns by name is slow
+        if self.sampled:
+            values = values[self.rows]
         for train, test in self.folds:
             X = values if not selects else values[:, matrix.columns.get_indexer(
-                self._columns(matrix, train, selects, compact))]
+                self._columns(matrix, self.rows[train], selects, compact))]
             fold_model = clone(model)
             try:
                 with warnings.catch_warnings():
@@ -235,7 +257,7 @@ class CandidatePool:
             raise TrainingFailed(
                 f"{family(model)} could not be fitted and scored on any cross-validation fold "
                 f"({excerpt(str(failures[0]), 200)}). Choose arguments that suit "
-                f"{len(self.y)} series (e.g. fewer neighbours), or another model.")
+                f"{len(y)} series (e.g. fewer neighbours), or another model.")
         metrics = {**{name: mean_score(values) for name, values in scores.items()},
                    "score_se": standard_error(scores["score"])}
         return metrics, (oof if not np.isnan(oof).all() else None), scores["score"]

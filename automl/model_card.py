@@ -86,6 +86,7 @@ def render(report: dict, *, libraries: dict | None = None, trained_with: dict | 
     scoring = r.get("scoring")
     lines += _table([
         ("Folds", r.get("cvFolds")),
+        ("Series cross-validated", _cv_series(r.get("cvSeries"))),
         (f"Mean CV {scoring or 'score'} (the search's objective)",
          _score(r.get("mean_cv_score"), standard_error)),
         ("Mean CV accuracy", _score(r.get("mean_cv_accuracy"))),
@@ -250,3 +251,11 @@ def _final_standard_error(r: dict):
                 and candidate.get("cvScore") == r.get("mean_cv_score")):
             return candidate.get("cvScoreStandardError")
     return None
+
+
+def _cv_series(cv: dict | None) -> str | None:
+    if not cv:
+        return None
+    if not cv.get("sampled"):
+        return f"all {cv['of']}"
+    return f"a stratified sample of {cv['series']} of {cv['of']} (the model is fitted on all)"

@@ -39,6 +39,7 @@ FIXED_MODELS = tuple(estimators.FIXED_MODELS)
 MAX_GENERATIONS, MAX_POPULATION = 1_000, 1_000
 MAX_VERSION = 1_000_000
 MAX_ENSEMBLE_COST = 100.0  # times the chosen engine's one-series prediction
+MIN_CV_SERIES, MAX_CV_SERIES = 100, 1_000_000
 SECTIONS = ("extract_features", "feature_selection", "model_training", "tpot_classifier")
 
 
@@ -109,6 +110,8 @@ class ModelParams:
     # A search's ensemble predicts one series in at most this many times the chosen engine's
     # time, so an ensemble does not make serving slow; 0: no ensemble.
     ensemble_cost: float = 3.0
+    # Candidates are cross-validated on a stratified sample of at most this many series.
+    cv_series: int = 2_000
 
     @property
     def searching(self) -> bool:
@@ -277,6 +280,9 @@ def _model_section(limits: Limits, model_args_schema: dict) -> Section:
         Field("ensemble_cost", Number(0.0, MAX_ENSEMBLE_COST), ModelParams.ensemble_cost,
               "tpot only: the ensemble of candidates may take at most this many times the "
               "chosen engine's time to predict one series (0: no ensemble)"),
+        Field("cv_series", Whole(MIN_CV_SERIES, MAX_CV_SERIES), ModelParams.cv_series,
+              "above this many series, candidates (and the search) are cross-validated on a "
+              "stratified sample of this many; the chosen model is fitted on all"),
     ), doc="The model: a TPOT search or a fixed estimator.",
         extra={"model_args": model_args_schema})
 
@@ -384,13 +390,13 @@ def _model_params(section, limits: Limits) -> ModelParams:
                 f"'model_training.model_args.max_eval_time_mins' ({search.max_eval_time_mins:g}) "
                 f"is longer than the whole budget, max_time_mins ({search.max_time_mins:g}).")
         return ModelParams(model, search, {}, read["cv"], read["positive_class"],
-                           search.max_time_mins, read["ensemble_cost"])
+                           search.max_time_mins, read["ensemble_cost"], read["cv_series"])
     given = estimators.arguments_section(model).read(args, "model_training.model_args")
     estimator_args = {k: v for k, v in given.items() if k in (args or {})}
     _validate_estimator(model, estimator_args)
     budget = read["max_time_mins"] or limits.fixed_model_budget_mins
     return ModelParams(model, SearchParams(), estimator_args, read["cv"],
-                       read["positive_class"], budget)
+                       read["positive_class"], budget, cv_series=read["cv_series"])
 
 
 def _validate_estimator(model: str, args: dict) -> None:

@@ -215,6 +215,9 @@ def _wide_to_long(table: pd.DataFrame, columns: Columns, field: str,
     return pd.DataFrame(long)
 
 
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
 def read_labels(payload: bytes | BinaryIO, *, filename: str | None = None,
                 content_type: str | None = None, columns: Columns = Columns(),
                 field: str = "labels") -> pd.Series:
@@ -229,9 +232,9 @@ def read_labels(payload: bytes | BinaryIO, *, filename: str | None = None,
     if raw.isna().any():
         raise InvalidData(f"{field} has no {columns.label!r} for series "
                           f"{excerpt(ids[raw.isna().to_numpy()].iloc[0])}. Give every series a label.")
-    if all(_is_integral(v) for v in raw):
+    if all(_is_integral(v) and INT64_MIN <= int(v) <= INT64_MAX for v in raw):
         labels = pd.Series([int(v) for v in raw], dtype="int64")
-    else:  # mixed numbers and words: all as text, "1" rather than "1.0"
+    else:  # mixed numbers and words, or integers past int64: all as text, "1" not "1.0"
         labels = pd.Series([_text(v) for v in raw], dtype="str")
     counts = labels.groupby(ids.to_numpy(), sort=False).nunique()
     if (counts > 1).any():

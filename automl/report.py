@@ -56,12 +56,13 @@ def finished(pool, classifier, choice, started: float, stage_seconds: dict,
         "classes": [_plain(c) for c in classifier.classes_],
         "positiveClass": _plain(classifier.positive_class_),
         "cvFolds": len(pool.folds),
+        "cvSeries": cv_series(pool),
         "candidates": list(pool.tried),
         "compactFeatures": pool.compact_outcome,
         "enginesSkipped": dict(pool.skipped) or None,
         "ensemble": _ensemble_summary(choice) if isinstance(choice, Selection) else None,
         "search": None,
-        "crossValidation": cross_validation_summary(choice.oof, pool.y.to_numpy(),
+        "crossValidation": cross_validation_summary(choice.oof, pool.y_cv,
                                                     classifier.classes_),
         "topFeatures": top_features(model, features.output_columns()),
         "dataShape": data_shape(pool),
@@ -205,6 +206,11 @@ def _importances(model, n_columns: int) -> np.ndarray | None:
     else:
         return None
     return values if len(values) == n_columns else None
+
+
+def cv_series(pool) -> dict:
+    """How many series cross-validation ran on, of how many (the model is fitted on all)."""
+    return {"series": int(len(pool.rows)), "of": int(len(pool.y)), "sampled": pool.sampled}
 
 
 def data_shape(pool) -> dict:

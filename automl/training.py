@@ -29,7 +29,7 @@ from .params import AUTO_ENGINE, TrainingParams
 from .report import finished, one_series_ms
 from .search import searching, summary, tpot_search
 from .search_spaces import search_space
-from .training_data import cv_splitter, matched_training_data
+from .training_data import cv_rows, cv_splitter, matched_training_data
 
 SEARCH_SKIPPED = "feature extraction used the time budget; raise max_time_mins to search"
 NOTHING_BETTER = ("the search found nothing better in cross-validation than the baseline "
@@ -98,12 +98,13 @@ class _Run:
         self.budget = Budget.of(params)
         self.deadline = deadline if deadline is not None else self.budget.deadline(time.time())
         raw, labels = matched_training_data(raw, labels, params)
-        self.cv = cv_splitter(labels, params)
         self.classifier = TimeSeriesClassifier(positive_class=params.model.positive_class)
         y = self.classifier.fit_labels(labels)
-        folds = list(self.cv.split(np.zeros(len(y)), y.to_numpy()))
+        rows = cv_rows(y.to_numpy(), params)
+        self.cv = cv_splitter(y.iloc[rows], params)
+        folds = list(self.cv.split(np.zeros(len(rows)), y.to_numpy()[rows]))
         scoring = params.model.search.scoring if self.searching else "accuracy"
-        self.pool = CandidatePool(raw, y, folds, scoring, params, dask_address,
+        self.pool = CandidatePool(raw, y, rows, folds, scoring, params, dask_address,
                                   estimate_extraction)
         self.scored: dict[str, Candidate] = {}      # each engine set on all its features
         self.stand_ins: dict[str, Candidate] = {}   # tsfresh's compact set, serving instead
@@ -218,7 +219,7 @@ class _Run:
         with self.stage("ensemble"):
             ranked = sorted(list(self.scored.values()) + list(extra),
                             key=lambda c: (c is not self.baseline, -c.prior, tuple(-s for s in c.scores)))
-            selection = select(ranked, self.pool.y.to_numpy(), self.pool.folds,
+            selection = select(ranked, self.pool.y_cv, self.pool.folds,
                                self.pool.scoring, keep=self.within_prediction_cost)
         if selection is None or len(selection.members) < 2:
             return
@@ -253,7 +254,10 @@ class _Run:
         if search_s < MIN_SEARCH_S:
             return self.finish(searchSkipped=SEARCH_SKIPPED)
         with self.stage("search", engine=baseline.engine, searchSeconds=round(search_s, 1)):
-            matrix = baseline.selected_matrix()  # the columns selected on every series
+            # The columns selected on every series, of the cross-validated ones: the search
+            # scores pipelines by CV, and its best is fitted on every series afterwards.
+            matrix = baseline.selected_matrix()[self.pool.rows] if self.pool.sampled \
+                else baseline.selected_matrix()
             space = search_space(params.model.search.search_space, baseline.kind,
                                  n_classes=len(self.classifier.classes_),
                                  n_samples=matrix.shape[0], n_features=matrix.shape[1],
@@ -261,7 +265,7 @@ class _Run:
             searched = copy.copy(self.classifier)
             searched.set_params(model=make_search(params, self.cv, search_s, space))
             try:
-                fit_or_explain(searched, matrix, self.pool.y.to_numpy(), client=client,
+                fit_or_explain(searched, matrix, self.pool.y_cv, client=client,
                                watch=partial(searching, progress=self.progress,
                                              generations=params.model.search.generations))
             except TrainingFailed as failed:  # e.g. nothing evaluated in time: the baseline stands

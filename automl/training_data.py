@@ -50,6 +50,25 @@ def _ids_as_text(raw: pd.DataFrame, labels: pd.Series, column_id: str):
     return raw, labels
 
 
+def cv_rows(y: np.ndarray, params: TrainingParams) -> np.ndarray:
+    """Positions (in label order) of the series the candidates are cross-validated on: every
+    series, or above ``model_training.cv_series`` a stratified random sample of about that
+    many. Each class keeps its share, and at least as many series as there are folds (or all
+    it has), so a rare class is still in every fold. The chosen model is fitted on all series
+    afterwards: CV cost grows with the series, and a few thousand rank candidates well."""
+    limit = params.model.cv_series
+    if len(y) <= limit:
+        return np.arange(len(y))
+    rng = np.random.default_rng(params.model.search.random_state or 0)
+    chosen = []
+    for label in np.unique(y):
+        members = np.flatnonzero(y == label)
+        share = round(len(members) * limit / len(y))
+        chosen.append(rng.choice(members, min(len(members), max(params.model.cv, share)),
+                                 replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
 def cv_splitter(labels: pd.Series, params: TrainingParams) -> StratifiedKFold:
     folds = min(params.model.cv, int(labels.value_counts().min()))
     return StratifiedKFold(n_splits=folds, shuffle=True,

@@ -73,7 +73,7 @@ model_training: {{model: tpot, model_args: {{max_time_mins: 5, random_state: 0}}
     pool, classifier = run.pool, run.classifier
     ranked = sorted(run.scored.values(),  # the baseline first, then by preference, as a job does
                     key=lambda c: (c is not run.baseline, -c.prior, tuple(-s for s in c.scores)))
-    y = pool.y.to_numpy()
+    y = pool.y_cv
     truth = np.searchsorted(np.asarray(classifier.classes_).astype(str),
                             np.asarray(y_test).astype(str))
     test_ids = [str(100_000 + i) for i in range(len(y_test))]  # ids are text once parsed

@@ -48,7 +48,8 @@ AFTER_FEATURES = ("baseline", "model", "search", "finishing")  # stages once fea
 # Parameters: everything a row sends, spelt out
 
 
-def search_params(budget_mins: float | str, engine: str | None, fc: str | None) -> str:
+def search_params(budget_mins: float | str, engine: str | None, fc: str | None,
+                  cv_series: int | None = None) -> str:
     """A TPOT job bounded by ``budget_mins``.
 
     ``generations: 1000`` so that the budget, not the generation count, ends the search (with
@@ -57,6 +58,7 @@ def search_params(budget_mins: float | str, engine: str | None, fc: str | None) 
     return (features_yaml(engine, fc)
             + "model_training:\n"
             + "  model: tpot\n"
+            + (f"  cv_series: {cv_series}\n" if cv_series else "")
             + f"  model_args: {{max_time_mins: {_number(budget_mins)}, generations: 1000, "
               "random_state: 0}\n")
 
@@ -336,7 +338,9 @@ def main() -> None:
                      reference_limit=(float, 12.0, "minutes after which a reference job whose "
                                                    "extraction is still running is cancelled"),
                      engine=(str, None, "extract_features.engine to send (default: none, the "
-                                        "service's default engine)"))
+                                        "service's default engine)"),
+                     cv_series=(int, None, "model_training.cv_series of the memory jobs "
+                                           "(default: none, the service's)"))
     smoke = args.smoke
     budgets = [0.25] if smoke else args.budgets
     sizes = [50, 100] if smoke else args.sizes
@@ -361,7 +365,8 @@ def main() -> None:
             for series in sizes:
                 data = memory_data(series)
                 row = run_job(client, watcher, f"memory {series:,}", data,
-                              search_params(memory_budget, args.engine, fc), memory_budget * 60)
+                              search_params(memory_budget, args.engine, fc, args.cv_series),
+                              memory_budget * 60)
                 rows.append(row)
                 if (row["features ready s"] > row["budget s"] if row["_features_done"]
                         else row["_error"] == "budget_exceeded"):  # extraction outlasted it
@@ -405,6 +410,7 @@ Parameters of every budgeted job (BUDGET in minutes):
 ```yaml
 {search_params('BUDGET', args.engine, fc).rstrip()}
 ```
+{f"The memory rows also send `cv_series: {args.cv_series}`." if args.cv_series else ""}
 
 Features: {engine_note}; tsfresh settings
 `{fc_name}`{' (the service default)' if not fc else ''} (*features*: how many the final model's

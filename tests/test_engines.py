@@ -4,16 +4,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 
 from automl.engines import CombinedFeatures, build
 from automl.feature_cost import COMPACT_MAX_FEATURES, COMPACT_SPEEDUP
-from automl.errors import InvalidData
+from automl.errors import InvalidData, InvalidParameters
 from automl.kernels import KernelFeatures
 from automl.candidates import Candidate
 from automl.choice import choice_of_engine
 from automl.engines import prior_rank
 from automl.params import parse_training_params
-from automl.training import train
+from automl.training import evaluate_candidates, train
+from automl.training_data import cv_rows
 
 AUTO = {"minirocket", "hydra", "quant", "multirocket", "multirocket+hydra", "rdst", "tsfresh",
         "minirocket+tsfresh"}
@@ -243,3 +245,50 @@ model_training: {model: logistic_regression, cv: 3}
     classifier, as_int = train(numbered, y.set_axis(y.index.str[1:].astype(int)), params)
     assert as_int["mean_cv_accuracy"] == as_text["mean_cv_accuracy"] > 0.8
     assert list(classifier.predict(numbered).index[:2]) == ["0", "1"]
+
+
+def test_a_large_upload_is_cross_validated_on_a_stratified_sample_keeping_rare_classes():
+    y = np.array([0] * 900 + [1] * 94 + [2] * 6)
+    params = parse_training_params(b"model_training: {model: tpot, cv: 5, cv_series: 200}")
+    rows = cv_rows(y, params)
+    counts = np.bincount(y[rows])
+    assert abs(len(rows) - 200) <= 5 and len(set(rows)) == len(rows)
+    assert abs(counts[0] - 180) <= 2 and abs(counts[1] - 19) <= 2
+    assert counts[2] == 5  # a rare class keeps one series per fold at least
+    assert list(cv_rows(y[:150], params)) == list(range(150))  # at or below the limit: all
+    with pytest.raises(InvalidParameters, match="cv_series"):
+        parse_training_params(b"model_training: {cv_series: 10}")
+
+
+def test_above_cv_series_candidates_are_scored_on_a_sample_and_the_model_fits_every_series():
+    raw, y = _series(260, lengths=(30,))
+    params = parse_training_params(b"""
+extract_features: {engine: minirocket, column_kind: channel, column_sort: time}
+model_training: {cv: 3, cv_series: 120, model: k_neighbors}
+""")
+    classifier, report = train(raw, y, params)
+    assert report["cvSeries"]["sampled"] and report["cvSeries"]["of"] == 260
+    assert abs(report["cvSeries"]["series"] - 120) <= 2
+    assert report["crossValidation"]["series"] == report["cvSeries"]["series"]
+    assert report["trainShape"][0] == 260
+    assert _final(classifier.model_).n_samples_fit_ == 260  # every series, not the sample
+    assert (classifier.predict(raw).loc[y.index].to_numpy() == y.to_numpy()).mean() > 0.9
+
+
+def test_a_search_pipeline_fitted_on_the_sample_is_fitted_again_on_every_series():
+    raw, y = _series(260, lengths=(30,))
+    run = evaluate_candidates(raw, y, parse_training_params(b"""
+extract_features: {engine: minirocket, column_kind: channel, column_sort: time}
+model_training: {cv: 3, cv_series: 120, model: k_neighbors}
+"""))
+    baseline = run.baseline
+    on_sample = clone(baseline.model).fit(baseline.selected_matrix()[run.pool.rows],
+                                          run.pool.y_cv)
+    searched = run.pool.evaluate_fitted(baseline, on_sample)
+    assert _final(on_sample).n_samples_fit_ == len(run.pool.rows) < 260
+    assert _final(searched.model).n_samples_fit_ == 260
+    assert searched.metrics == baseline.metrics  # scored on the same sample and folds
+
+
+def _final(model):
+    return model.steps[-1][1] if hasattr(model, "steps") else model

@@ -250,6 +250,8 @@ def test_integral_labels_become_int64(payload, expected):
     (b"example_id,label\n1,yes\n2,no\n", ["yes", "no"]),
     (b'{"example_id": [1, 2, 3], "label": ["a", 1, 2.0]}', ["a", "1", "2"]),
     (b'{"example_id": [1, 2], "label": [0.5, 1]}', ["0.5", "1"]),
+    # Past int64 (a uint64 Parquet column, found by fuzzing): text, not an overflow.
+    (b"example_id,label\n1,9223372036854775808\n2,0\n", ["9223372036854775808", "0"]),
 ])
 def test_other_labels_stay_text(payload, expected):
     labels = read_labels(payload)
