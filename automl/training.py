@@ -217,9 +217,7 @@ class _Run:
         if not self.params.model.ensemble_cost:
             return
         with self.stage("ensemble"):
-            ranked = sorted(list(self.scored.values()) + list(extra),
-                            key=lambda c: (c is not self.baseline, -c.prior, tuple(-s for s in c.scores)))
-            selection = select(ranked, self.pool.y_cv, self.pool.folds,
+            selection = select(self.ensemble_order(extra), self.pool.y_cv, self.pool.folds,
                                self.pool.scoring, keep=self.within_prediction_cost)
         if selection is None or len(selection.members) < 2:
             return
@@ -228,6 +226,13 @@ class _Run:
         # nested estimate is fitted on fewer rows (docs/benchmarks.md, "Ensemble rules").
         self.selection = selection
         self._serve(selection)
+
+    def ensemble_order(self, extra: list[Candidate] = ()) -> list[Candidate]:
+        """The candidates in the order the ensemble considers them: the baseline first, then
+        by published standing, then by CV score. One place, so the benchmarks order them as a
+        job does."""
+        return sorted(list(self.scored.values()) + list(extra),
+                      key=lambda c: (c is not self.baseline, -c.prior, tuple(-s for s in c.scores)))
 
     def within_prediction_cost(self, heaviest: list[Candidate]) -> list[Candidate]:
         """Of ``heaviest`` (in weight order), those kept while the ensemble's measured

@@ -71,8 +71,7 @@ model_training: {{model: tpot, model_args: {{max_time_mins: 5, random_state: 0}}
     run = evaluate_candidates(raw, labels.set_index("example_id")["label"], params)
     candidates_s = time.perf_counter() - began
     pool, classifier = run.pool, run.classifier
-    ranked = sorted(run.scored.values(),  # the baseline first, then by preference, as a job does
-                    key=lambda c: (c is not run.baseline, -c.prior, tuple(-s for s in c.scores)))
+    ranked = run.ensemble_order()  # the baseline first, then by preference, as a job does
     y = pool.y_cv
     truth = np.searchsorted(np.asarray(classifier.classes_).astype(str),
                             np.asarray(y_test).astype(str))

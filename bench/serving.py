@@ -108,8 +108,7 @@ def _ensemble(raw, labels, params):
     from automl.training import evaluate_candidates
 
     run = evaluate_candidates(raw, labels, params)
-    ranked = sorted(run.scored.values(),  # the baseline first, then by preference, as a job does
-                    key=lambda c: (c is not run.baseline, -c.prior, tuple(-s for s in c.scores)))
+    ranked = run.ensemble_order()  # the baseline first, then by preference, as a job does
     selection = select(ranked, run.pool.y_cv, run.pool.folds, run.pool.scoring,
                        keep=run.within_prediction_cost)  # as a job bounds its prediction time
     classifier, summary = finished(run.pool, run.classifier, selection, time.perf_counter(), {})
