@@ -40,7 +40,8 @@ class Candidate:
     model: object                 # fitted on those columns of every series
     metrics: dict                 # CV means: score (the job's scoring), accuracy, roc_auc;
                                   # score_se: the standard error of the fold scores
-    oof: np.ndarray | None = None  # out-of-fold class probabilities, rows in the labels' order
+    oof: np.ndarray | None = None  # out-of-fold class probabilities, one row per
+                                   # cross-validated series (CandidatePool.rows)
     fold_scores: list = field(default_factory=list)
     selection_fallback: bool = False
     compact: bool = False         # tsfresh's compact feature set (CandidatePool.compacts)
