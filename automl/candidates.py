@@ -139,7 +139,12 @@ class CandidatePool:
     @property
     def y_cv(self) -> np.ndarray:
         """The labels of the cross-validated series, in the order of the out-of-fold rows."""
-        return self.y.to_numpy()[self.rows]
+        return self.cv_part(self.y.to_numpy())
+
+    def cv_part(self, values: np.ndarray) -> np.ndarray:
+        """The rows of ``values`` (one per series) that cross-validation runs on; all of them,
+        uncopied, when nothing is sampled."""
+        return values[self.rows] if self.sampled else values
 
     def extract_seconds(self, names) -> float:
         return sum(self.extracted[n][2] for n in names if n in self.extracted)
@@ -235,9 +240,7 @@ class CandidatePool:
         n_classes = len(np.unique(y))
         oof = np.full((len(y), n_classes), np.nan)
         failures = []
-        values = matrix.to_numpy()  # once: selecting 50,000 columns by name is slow
-        if self.sampled:
-            values = values[self.rows]
+        values = self.cv_part(matrix.to_numpy())  # once: selecting 50,000 columns by name is slow
         for train, test in self.folds:
             X = values if not selects else values[:, matrix.columns.get_indexer(
                 self._columns(matrix, self.rows[train], selects, compact))]

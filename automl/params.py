@@ -110,7 +110,8 @@ class ModelParams:
     # A search's ensemble predicts one series in at most this many times the chosen engine's
     # time, so an ensemble does not make serving slow; 0: no ensemble.
     ensemble_cost: float = 3.0
-    # Candidates are cross-validated on a stratified sample of at most this many series.
+    # Above this many series, candidates are cross-validated on a stratified sample of about
+    # this many (training_data.cv_rows).
     cv_series: int = 2_000
 
     @property

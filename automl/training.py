@@ -261,8 +261,7 @@ class _Run:
         with self.stage("search", engine=baseline.engine, searchSeconds=round(search_s, 1)):
             # The columns selected on every series, of the cross-validated ones: the search
             # scores pipelines by CV, and its best is fitted on every series afterwards.
-            matrix = baseline.selected_matrix()[self.pool.rows] if self.pool.sampled \
-                else baseline.selected_matrix()
+            matrix = self.pool.cv_part(baseline.selected_matrix())
             space = search_space(params.model.search.search_space, baseline.kind,
                                  n_classes=len(self.classifier.classes_),
                                  n_samples=matrix.shape[0], n_features=matrix.shape[1],
