@@ -469,7 +469,7 @@ def cancel_job(job_id: str):
     state = _state()
     principal = require_owner_or_admin(state.jobs.get(job_id).submitted_by, f"job {job_id}",
                                        "cancel")
-    job = state.cancel_job(job_id)
+    job = state.jobs.cancel(job_id)
     state.audit.record(principal.name, "cancelled", f"job {job_id}", pipelineId=job.pipeline_id)
     return jsonify(job.to_json()), 202
 

@@ -20,6 +20,7 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from enum import Enum
@@ -181,8 +182,14 @@ def valid_job_id(job_id: str) -> bool:
 
 class JobStore:
     def __init__(self, backend, max_running: int = 1, max_queued: int = 20,
-                 stale_after_s: float = 30.0, max_attempts: int = 2):
+                 stale_after_s: float = 30.0, max_attempts: int = 2,
+                 before_unsuccessful_end: Callable[[Job], None] | None = None):
+        """``before_unsuccessful_end(job)`` runs before a job is recorded as failed or
+        cancelled, on every path that ends one (its process, the runner, a cancel, a
+        requeue out of attempts): it removes what the job left, so a client that sees the
+        job ended never still finds it."""
         self.backend = backend
+        self.before_unsuccessful_end = before_unsuccessful_end
         self.max_running = max_running
         self.max_queued = max_queued
         self.stale_after_s = stale_after_s
@@ -410,6 +417,8 @@ class JobStore:
 
     def _finish_locked(self, job: Job, result: dict | None = None,
                        error: ApiError | None = None) -> None:
+        if error is not None and self.before_unsuccessful_end is not None:
+            self.before_unsuccessful_end(job)
         job.state = (JobState.SUCCEEDED if error is None else
                      JobState.CANCELLED if isinstance(error, JobCancelled) else JobState.FAILED)
         job.finished_at, job.result = _now(), result

@@ -80,10 +80,7 @@ class JobRunner:
     def _tick(self) -> None:
         for job_id, (process, attempt) in list(self._running.items()):
             self._reap(job_id, process, attempt)
-        for job_id in self.jobs.requeue_abandoned():
-            job = self.jobs.get(job_id)
-            if job.state.finished:
-                self.state.discard_provisional(job)
+        self.jobs.requeue_abandoned()
         if time.time() - self._pruned_at > PRUNE_EVERY_S:
             self._pruned_at = time.time()
             self.jobs.prune(self.retention_s, self.max_records)
@@ -129,7 +126,7 @@ class JobRunner:
             error = ApiError(f"The training process ended abnormally (exit status {exit_code}); "
                              "the operator's log has the details. Pipelines already stored "
                              "are untouched.")
-        if self.state.end_job(job_id, error):
+        if self.jobs.fail(job_id, error):
             log.warning("job %s: its process died (exit status %s)", job_id, exit_code)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 
 from .audit import AuditLog
 from .backends import DirectoryBackend, RedisBackend
@@ -31,34 +32,22 @@ class State:
     jobs: JobStore
     audit: AuditLog
 
-    def end_job(self, job_id: str, error: ApiError) -> bool:
-        """Fail (or cancel) a job once, and remove the provisional version it left: a failed
-        job leaves no pipeline behind that it made.
 
-        The version goes first: a client that sees the job ended must not still find it.
-        Only the job's own process (or the runner, once that process is dead) ends a running
-        job, so nothing saves a version between the two steps."""
-        job = self.jobs.get(job_id)
-        if job.state.finished:
-            return False
-        self.discard_provisional(job)
-        return self.jobs.fail(job_id, error)
+def discard_provisional(models: ModelStore, job) -> None:
+    """Remove the provisional version a job left: a failed or cancelled job leaves no
+    pipeline behind that it made. The job store calls it before it marks the job ended."""
+    if job.version is not None and job.pipeline_id is not None:
+        try:
+            if models.metadata(job.pipeline_id, job.version).get("provisional"):
+                models.discard(job.pipeline_id, job.version)
+        except ApiError:  # already gone, or unreadable: nothing to remove
+            pass
 
-    def cancel_job(self, job_id: str):
-        """Cancel a job: a queued one ends now (with any version an earlier attempt left
-        removed), a running one is asked to stop and ends itself."""
-        job = self.jobs.cancel(job_id)
-        if job.state.finished:
-            self.discard_provisional(job)
-        return job
 
-    def discard_provisional(self, job) -> None:
-        if job.version is not None and job.pipeline_id is not None:
-            try:
-                if self.models.metadata(job.pipeline_id, job.version).get("provisional"):
-                    self.models.discard(job.pipeline_id, job.version)
-            except ApiError:  # already gone, or unreadable: nothing to remove
-                pass
+def job_store(backend, models: ModelStore, **limits) -> JobStore:
+    """The job store of a service whose pipelines are ``models``."""
+    return JobStore(backend, before_unsuccessful_end=partial(discard_provisional, models),
+                    **limits)
 
 
 def open_state(settings: dict) -> State:
@@ -73,10 +62,11 @@ def open_state(settings: dict) -> State:
         backend = DirectoryBackend(settings["MODEL_DIR"])
     models = ModelStore(backend, secret=secret.encode() if isinstance(secret, str) else secret,
                         keep_versions=int(settings.get("KEEP_VERSIONS", 10)))
-    jobs = JobStore(backend, max_running=int(settings.get("MAX_CONCURRENT_TRAININGS", 1)),
-                    max_queued=int(settings.get("MAX_QUEUED_JOBS", 20)),
-                    stale_after_s=float(settings.get("JOB_STALE_SECONDS", 30.0)),
-                    max_attempts=int(settings.get("JOB_ATTEMPTS", 2)))
+    jobs = job_store(backend, models,
+                     max_running=int(settings.get("MAX_CONCURRENT_TRAININGS", 1)),
+                     max_queued=int(settings.get("MAX_QUEUED_JOBS", 20)),
+                     stale_after_s=float(settings.get("JOB_STALE_SECONDS", 30.0)),
+                     max_attempts=int(settings.get("JOB_ATTEMPTS", 2)))
     audit = AuditLog(backend, max_events=int(settings.get("AUDIT_MAX_EVENTS", 10_000)),
                      max_age_s=float(settings.get("AUDIT_RETENTION_DAYS", 90)) * 86_400)
     return State(backend, models, jobs, audit)

@@ -111,7 +111,7 @@ class TrainingProcess:
                 return
             self._ended = True
             if self._still_ours():
-                self.state.end_job(self.job.job_id, error)
+                self.state.jobs.fail(self.job.job_id, error)
 
     # -- the watchdog ----------------------------------------------------------------------
 
@@ -155,7 +155,7 @@ class TrainingProcess:
                     self.pipeline_id, self.version))
                 self._audit()
                 return
-            self.state.end_job(self.job.job_id, BudgetExceeded(
+            self.state.jobs.fail(self.job.job_id, BudgetExceeded(
                 f"No pipeline was ready within max_time_mins ({self.job.budget_seconds / 60:g} "
                 "min) plus the margin. Raise max_time_mins, send fewer or shorter series, or "
                 "use default_fc_parameters: minimal or engine: minirocket."))

@@ -19,9 +19,8 @@ import automl.jobs
 from automl.backends import DirectoryBackend, RedisBackend
 from automl.errors import (ApiError, JobCancelled, JobFinished, JobNotFound, QueueFull,
                            TooManyRequests, TrainingFailed)
-from automl.audit import AuditLog
 from automl.jobs import JobState, JobStore, Keys, UnreadableJob
-from automl.state import State
+from automl.state import job_store
 from automl.store import ModelStore
 from automl.uploads import Upload
 
@@ -370,41 +369,75 @@ def test_a_silent_job_that_was_being_cancelled_ends_cancelled(backend):
     assert store.get(job_id).state == CANCELLED
 
 
-def running_job_serving_a_baseline(backend) -> tuple[State, str]:
-    """A claimed job whose first model (its provisional baseline) is stored and served."""
-    state = State(backend, ModelStore(backend), JobStore(backend), AuditLog(backend))
-    (job_id,) = submit(state.jobs)
-    state.jobs.claim("a")
-    pipeline_id, version = state.models.save("baseline", {}, provisional=True, job_id=job_id)
-    state.jobs.record_version(job_id, pipeline_id, version)
-    return state, job_id
+class WatchingEnds:
+    """A backend that notes which pipelines another instance lists at the moment a job's
+    record is written as ended: what a client polling that job would find then."""
+
+    def __init__(self, backend):
+        self._backend = backend
+        self.listed_when_ended: list[list[str]] = []
+        self._other_instance = ModelStore(reopened(backend))
+
+    def put(self, key, value):
+        self._backend.put(key, value)
+        if key.startswith(f"{Keys.RECORDS}/") and \
+                json.loads(value)["state"] in ("failed", "cancelled"):
+            self.listed_when_ended.append(list(self._other_instance.list()))
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)
 
 
-def test_a_job_reads_as_cancelled_only_once_its_provisional_model_is_gone(backend):
-    state, job_id = running_job_serving_a_baseline(backend)
-    other_instance = ModelStore(reopened(backend))
-    listed_when_ended = []
-    mark_ended = state.jobs.fail
+def running_job_serving_a_baseline(backend, **limits) -> tuple[JobStore, WatchingEnds, str]:
+    """A claimed job whose first model (its provisional baseline) is stored and served,
+    in a job store built as the service builds it."""
+    watched = WatchingEnds(backend)
+    models = ModelStore(watched)
+    jobs = job_store(watched, models, **limits)
+    (job_id,) = submit(jobs)
+    jobs.claim("a")
+    pipeline_id, version = models.save("baseline", {}, provisional=True, job_id=job_id)
+    jobs.record_version(job_id, pipeline_id, version)
+    return jobs, watched, job_id
 
-    def mark_ended_and_look(*args):  # what a client polling the job sees the moment it ends
-        ended = mark_ended(*args)
-        listed_when_ended.append(list(other_instance.list()))
-        return ended
 
-    state.jobs.fail = mark_ended_and_look
-    assert state.end_job(job_id, JobCancelled("Cancelled while running.")) is True
-    assert listed_when_ended == [[]]
-    assert state.jobs.get(job_id).state == CANCELLED
-    assert state.end_job(job_id, ApiError("late")) is False  # the first outcome stands
+END_A_RUNNING_JOB = {
+    "its process fails it": lambda jobs, job_id: jobs.fail(job_id, TrainingFailed("boom")),
+    "its process stops on a cancel": lambda jobs, job_id: (
+        jobs.cancel(job_id), jobs.fail(job_id, JobCancelled("Cancelled while running."))),
+    "it went silent while being cancelled": lambda jobs, job_id: (
+        jobs.cancel(job_id), backdate_heartbeat(jobs.backend, job_id),
+        jobs.requeue_abandoned()),
+    "it went silent on its last attempt": lambda jobs, job_id: (
+        backdate_heartbeat(jobs.backend, job_id), jobs.requeue_abandoned()),
+    "its server shut down on its last attempt": lambda jobs, job_id: jobs.requeue(
+        job_id, "the server running it shut down"),
+}
+
+
+@pytest.mark.parametrize("how", END_A_RUNNING_JOB)
+def test_a_job_reads_as_ended_only_once_its_provisional_model_is_gone(backend, how):
+    jobs, watched, job_id = running_job_serving_a_baseline(backend, max_attempts=1)
+    END_A_RUNNING_JOB[how](jobs, job_id)
+    assert jobs.get(job_id).state in (FAILED, CANCELLED)
+    assert watched.listed_when_ended == [[]]
+    assert list(ModelStore(reopened(backend)).list()) == []
+    assert jobs.fail(job_id, ApiError("late")) is False  # the first outcome stands
 
 
 def test_cancelling_a_requeued_job_removes_the_baseline_its_first_attempt_served(backend):
-    state, job_id = running_job_serving_a_baseline(backend)
+    jobs, watched, job_id = running_job_serving_a_baseline(backend)
     backdate_heartbeat(backend, job_id)
-    assert state.jobs.requeue_abandoned() == [job_id]  # its process went silent
-    assert state.jobs.get(job_id).state == QUEUED and list(state.models.list()) == ["1"]
-    assert state.cancel_job(job_id).state == CANCELLED
-    assert list(ModelStore(reopened(backend)).list()) == []
+    assert jobs.requeue_abandoned() == [job_id]  # its process went silent
+    assert jobs.get(job_id).state == QUEUED and list(ModelStore(backend).list()) == ["1"]
+    assert jobs.cancel(job_id).state == CANCELLED
+    assert watched.listed_when_ended == [[]]
+
+
+def test_a_succeeding_job_keeps_the_version_it_made(backend):
+    jobs, watched, job_id = running_job_serving_a_baseline(backend)
+    assert jobs.succeed(job_id, {"accuracy": 1.0}) is True
+    assert list(ModelStore(reopened(backend)).list()) == ["1"]
 
 
 def test_a_short_stale_limit_requeues_a_job_soon_after_its_last_heartbeat(backend):
