@@ -24,6 +24,7 @@ from .errors import TrainingFailed, excerpt
 from .features import worker_processes
 from .selection import RelevanceSelector
 
+HELD_OUT_PARTS = 5  # a first model's held-out score: the spread of 5 parts is its error
 # Extraction with N worker processes ran 1.3-2x faster than in-process with N = 2.
 PROCESS_EFFICIENCY = 0.75
 ESTIMATE_SAMPLE_SERIES = 8
@@ -46,6 +47,8 @@ class Candidate:
     selection_fallback: bool = False
     compact: bool = False         # tsfresh's compact feature set (CandidatePool.compacts)
     searched: bool = False        # the model is the TPOT search's best pipeline
+    held_out: int = 0             # series a first model was scored on instead of by CV
+                                  # (CandidatePool.evaluate_on_held_out); 0: cross-validated
 
     @property
     def engine(self) -> str:
@@ -200,6 +203,38 @@ class CandidatePool:
                            "featuresExtracted": like.matrix.shape[1], "extractSeconds": 0.0})
         return candidate
 
+    def evaluate_on_held_out(self, names, features, matrix, model) -> Candidate:
+        """A first model for a large upload, served while its cross-validation runs: fitted
+        on the cross-validation sample only and scored on as many series outside it (the
+        spread of its score over ``HELD_OUT_PARTS`` parts is the standard error). Fitting
+        on every series can take longer than the whole CV; this takes a fraction of it."""
+        y = self.y.to_numpy()
+        selects = self._selects(names)
+        columns = self._columns(matrix, self.rows, selects)
+        if selects:
+            features = features.narrowed(columns)
+        values = _values(matrix, columns)
+        fitted = clone(model)
+        fit_or_explain(fitted, values[self.rows], y[self.rows])
+        serially(fitted)
+        held_out = self._held_out_rows()
+        scores = {name: [] for name in self._scorers()}
+        for part in np.array_split(held_out, HELD_OUT_PARTS):
+            self._score(fitted, values[part], y[part], scores)
+        metrics = {**{name: mean_score(v) for name, v in scores.items()},
+                   "score_se": standard_error(scores["score"])}
+        return Candidate(tuple(names), features, matrix, columns, fitted, metrics,
+                         fold_scores=scores["score"], compact=False, held_out=len(held_out),
+                         selection_fallback=bool(selects and self._selection(
+                             self.rows).fallback_))
+
+    def _held_out_rows(self) -> np.ndarray:
+        """As many series outside the cross-validation sample as are in it (or all there are),
+        drawn at random with the job's seed."""
+        outside = np.setdiff1d(np.arange(len(self.y)), self.rows)
+        rng = np.random.default_rng(self.params.model.search.random_state or 0)
+        return np.sort(rng.choice(outside, min(len(outside), len(self.rows)), replace=False))
+
     def compacts(self, names) -> bool:
         """Whether to try the compact set: for tsfresh alone (a join's kernels are cheap to
         compute anyway), when selection runs and keeps more than the compact set would."""
@@ -234,9 +269,7 @@ class CandidatePool:
         """Mean fold scores of ``model``, refitted per fold on that fold's selected columns,
         the standard error of the job's score, and the out-of-fold probabilities."""
         y = self.y_cv
-        scorers = {name: get_scorer(scoring) for name, scoring in (
-            ("score", self.scoring), ("accuracy", "accuracy"), ("roc_auc", "roc_auc_ovr"))}
-        scores = {name: [] for name in scorers}
+        scores = {name: [] for name in self._scorers()}
         n_classes = len(np.unique(y))
         oof = np.full((len(y), n_classes), np.nan)
         failures = []
@@ -249,14 +282,16 @@ class CandidatePool:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     fold_model.fit(X[train], y[train])
-                    for name, scorer in scorers.items():
-                        scores[name].append(scorer(fold_model, X[test], y[test]))
-                    if hasattr(fold_model, "predict_proba"):
-                        oof[test] = fold_model.predict_proba(X[test])
-            except ValueError as err:  # a fold the model cannot fit or score counts as missing
+            except ValueError as err:  # a fold the model cannot fit counts as missing
                 failures.append(err)
-                for name in scorers:
+                for name in scores:
                     scores[name].append(np.nan)
+                continue
+            failure = self._score(fold_model, X[test], y[test], scores)
+            if failure is not None:
+                failures.append(failure)
+            elif hasattr(fold_model, "predict_proba"):
+                oof[test] = fold_model.predict_proba(X[test])
         if len(failures) == len(self.folds):
             raise TrainingFailed(
                 f"{family(model)} could not be fitted and scored on any cross-validation fold "
@@ -265,6 +300,25 @@ class CandidatePool:
         metrics = {**{name: mean_score(values) for name, values in scores.items()},
                    "score_se": standard_error(scores["score"])}
         return metrics, (oof if not np.isnan(oof).all() else None), scores["score"]
+
+    def _scorers(self) -> dict:
+        return {name: get_scorer(scoring) for name, scoring in (
+            ("score", self.scoring), ("accuracy", "accuracy"), ("roc_auc", "roc_auc_ovr"))}
+
+    def _score(self, model, X, y, scores: dict) -> ValueError | None:
+        """Append ``model``'s scores on (X, y) to ``scores``; all missing (and the error
+        returned) if it cannot score them."""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                values = {name: scorer(model, X, y) for name, scorer in self._scorers().items()}
+        except ValueError as err:
+            values, failed = dict.fromkeys(scores, np.nan), err
+        else:
+            failed = None
+        for name, value in values.items():
+            scores[name].append(value)
+        return failed
 
     def _columns(self, matrix: pd.DataFrame, rows: np.ndarray, selects: bool,
                  compact: bool = False) -> list:

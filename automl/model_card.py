@@ -86,7 +86,7 @@ def render(report: dict, *, libraries: dict | None = None, trained_with: dict | 
     scoring = r.get("scoring")
     lines += _table([
         ("Folds", r.get("cvFolds")),
-        ("Series cross-validated", _cv_series(r.get("cvSeries"))),
+        ("Series cross-validated", _cv_series(r.get("cvSeries"), r.get("heldOut"))),
         (f"Mean CV {scoring or 'score'} (the search's objective)",
          _score(r.get("mean_cv_score"), standard_error)),
         ("Mean CV accuracy", _score(r.get("mean_cv_accuracy"))),
@@ -253,7 +253,10 @@ def _final_standard_error(r: dict):
     return None
 
 
-def _cv_series(cv: dict | None) -> str | None:
+def _cv_series(cv: dict | None, held_out: dict | None = None) -> str | None:
+    if held_out:
+        return (f"none yet: a first model fitted on {held_out['fittedOn']} series, its scores "
+                f"on {held_out['scoredOn']} others held out")
     if not cv:
         return None
     if not cv.get("sampled"):

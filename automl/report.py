@@ -57,6 +57,7 @@ def finished(pool, classifier, choice, started: float, stage_seconds: dict,
         "positiveClass": _plain(classifier.positive_class_),
         "cvFolds": len(pool.folds),
         "cvSeries": cv_series(pool),
+        "heldOut": held_out(pool, choice),
         "candidates": list(pool.tried),
         "compactFeatures": pool.compact_outcome,
         "enginesSkipped": dict(pool.skipped) or None,
@@ -206,6 +207,13 @@ def _importances(model, n_columns: int) -> np.ndarray | None:
     else:
         return None
     return values if len(values) == n_columns else None
+
+
+def held_out(pool, choice) -> dict | None:
+    """For a first model scored on held-out series instead of by CV: how many it was fitted
+    and scored on (its ``mean_cv_*`` are those scores)."""
+    count = getattr(choice, "held_out", 0)
+    return {"fittedOn": int(len(pool.rows)), "scoredOn": int(count)} if count else None
 
 
 def cv_series(pool) -> dict:

@@ -174,8 +174,13 @@ class _Run:
         name = engines.name_of(names)
         with self.stage("features", engine=name):
             features, matrix = self.pool.extract(names)
+        model = self._model_for(names)
+        if self.best is None and self.pool.sampled and self.searching and self.publish:
+            # Served until the CV below ends: fitting on every series of a large upload can
+            # take longer than the CV itself, and a client waits for a first model.
+            with self.stage("first model", engine=name):
+                self._serve(self.pool.evaluate_on_held_out(names, features, matrix, model))
         with self.stage("baseline", engine=name):
-            model = self._model_for(names)
             candidate = self.pool.evaluate(names, features, matrix, model)
             self.scored[name] = candidate
             self._choose()
@@ -307,8 +312,7 @@ class _Run:
 
     def finish(self, provisional: bool = False, **extra):
         """The servable classifier and report of what is best now."""
-        choice = self.selection or self.baseline
-        return finished(self.pool, self.classifier, choice, self.started,
+        return finished(self.pool, self.classifier, self.best, self.started,
                         self.stage_seconds, provisional=provisional,
                         budgetSeconds=round(self.budget.seconds, 1), **extra)
 

@@ -161,6 +161,21 @@ def test_a_pipeline_page_draws_the_search_engines_confusion_roc_and_features(ope
     assert "ExtraTreesClassifier&lt;i&gt;" in members and "0.974" in members
 
 
+def test_a_large_uploads_first_model_says_it_was_scored_on_held_out_series(open_app):
+    store(open_app, "first", {**ui_reports.full(), "provisional": True,
+                              "heldOut": {"fittedOn": 2000, "scoredOn": 1900},
+                              "cvSeries": {"series": 2000, "of": 10000, "sampled": True}})
+    store(open_app, "later", {**ui_reports.full(),
+                              "cvSeries": {"series": 2000, "of": 10000, "sampled": True}})
+    client = open_app.test_client()
+    first = client.get("/ui/pipelines/first").get_data(as_text=True).split("<h2>")[0]
+    assert "Hold-out score" in first and "on 1900 series outside the 2000" in first
+    assert "CV score" not in first and "hold-out accuracy" in first
+    later = client.get("/ui/pipelines/later").get_data(as_text=True).split("<h2>")[0]
+    assert "CV score" in later and "sample of 2000 of the 10000 series" in later
+    assert "Hold-out" not in later
+
+
 def test_a_report_without_the_new_fields_says_not_recorded(open_app):
     store(open_app, "plain", ui_reports.PLAIN)
     page = open_app.test_client().get("/ui/pipelines/plain").get_data(as_text=True)

@@ -1,6 +1,8 @@
 """Feature engines: kernels over any channels and lengths, joins, and the choice by CV."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -273,6 +275,30 @@ model_training: {cv: 3, cv_series: 120, model: k_neighbors}
     assert report["trainShape"][0] == 260
     assert _final(classifier.model_).n_samples_fit_ == 260  # every series, not the sample
     assert (classifier.predict(raw).loc[y.index].to_numpy() == y.to_numpy()).mean() > 0.9
+
+
+def test_a_large_upload_serves_a_first_model_fitted_on_the_sample_before_its_cv_ends():
+    raw, y = _series(260, lengths=(30,))
+    params = parse_training_params(b"""
+extract_features: {engine: minirocket, column_kind: channel, column_sort: time}
+model_training: {cv: 3, cv_series: 120, model: tpot}
+""")
+    stages, published = [], []
+    classifier, report = train(
+        raw, y, params, deadline=time.time() + 1,  # no time for a search: the two models only
+        progress=lambda **fields: stages.append(fields["stage"]),
+        publish_provisional=lambda served, report: published.append(
+            (served, report, list(stages))))
+    (first, first_report, stages_then), (second, second_report, _) = published
+    assert "baseline" not in stages_then  # served before the candidates' CV began
+    sampled = first_report["cvSeries"]["series"]
+    assert first_report["heldOut"] == {"fittedOn": sampled, "scoredOn": sampled}
+    assert first.model_.steps[0][1].n_samples_seen_ == sampled < 260
+    assert first_report["provisional"] and first_report["mean_cv_accuracy"] > 0.8
+    assert first.predict(raw).shape == (260,)
+    # The cross-validated model replaces it, fitted on every series, as does the final one.
+    assert second_report["heldOut"] is None and second.model_.steps[0][1].n_samples_seen_ == 260
+    assert report["heldOut"] is None and classifier.model_.steps[0][1].n_samples_seen_ == 260
 
 
 def test_a_search_pipeline_fitted_on_the_sample_is_fitted_again_on_every_series():
