@@ -22,7 +22,7 @@ from .openapi import build_spec
 from .params import MAX_VERSION, Limits, parse_prediction_params
 from .parsing import LONG, WIDE, Columns, read_raw_data
 from .serving import client_gone, run_blocking
-from .training_data import matched_training_data
+from .training_data import refuse_unusable
 from .uploads import PREDICTION_FILES, TRAINING_FILES, parse_training_uploads, require_files
 
 bp = Blueprint("api", __name__)
@@ -85,7 +85,7 @@ def train_model():
     """
     uploads = require_files(request, TRAINING_FILES)
     params, raw, labels = run_blocking(parse_training_uploads, uploads, _limits())
-    run_blocking(matched_training_data, raw, labels, params)  # refuse unusable data now
+    run_blocking(refuse_unusable, raw, labels, params, _limits())
     principal = current_principal()
     if params.pipeline_id is not None and _state().models.exists(params.pipeline_id):
         require_owner_or_admin(_state().models.owner(params.pipeline_id),

@@ -104,6 +104,7 @@ class CandidatePool:
         self.extracted: dict[str, tuple[object, pd.DataFrame, float]] = {}
         self.tried: list[dict] = []
         self.skipped: dict[str, str] = {}
+        self.widths: dict[str, float] = {}  # engines given fewer kernels to fit in memory
         self.compact_outcome: dict | None = None
         self._selections: dict[bytes, RelevanceSelector] = {}
         self._compacts: dict[bytes, list] = {}
@@ -115,7 +116,7 @@ class CandidatePool:
         for name in names:
             if name not in self.extracted:
                 began = time.perf_counter()
-                engine = engines.build(name, self.params)
+                engine = engines.build(name, self.params, self.widths.get(name, 1.0))
                 try:
                     matrix = engine.fit_transform(self.raw, self.y, dask_address=self.dask_address)
                 except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError,
@@ -133,6 +134,11 @@ class CandidatePool:
         parts = [self.extracted[n] for n in names]
         return (CombinedFeatures.from_fitted([p[0] for p in parts]),
                 pd.concat([p[1] for p in parts], axis=1))
+
+    def held_bytes(self) -> int:
+        """Bytes of every feature matrix extracted so far (the ensemble may read any)."""
+        return sum(int(matrix.memory_usage(index=False).sum())
+                   for _, matrix, _ in self.extracted.values())
 
     @property
     def sampled(self) -> bool:

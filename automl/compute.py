@@ -1,4 +1,5 @@
-"""Where the model search runs: a Dask cluster, shared or started for one training."""
+"""The instance's CPUs and memory, and where the model search runs: a Dask cluster, shared or
+started for one training."""
 from __future__ import annotations
 
 import logging
@@ -14,6 +15,24 @@ def available_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+def instance_memory_bytes() -> int:
+    """This container's memory limit (cgroup v2, then v1), else the machine's memory."""
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as limit:
+                value = limit.read().strip()
+        except OSError:
+            continue
+        if value.isdigit() and int(value) < 1 << 60:  # "max", or v1's "no limit" sentinel
+            return int(value)
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def default_job_memory_mb(max_concurrent_trainings: int) -> int:
+    """The instance's memory, shared by the trainings that may run on it at once."""
+    return int(instance_memory_bytes() / (1 << 20) / max(1, max_concurrent_trainings))
 
 
 def worker_count(n_jobs: int) -> int:

@@ -9,6 +9,8 @@ import json
 import os
 from urllib.parse import quote
 
+from .compute import default_job_memory_mb
+
 
 class ConfigurationError(RuntimeError):
     """The service cannot start as configured; the message says what to change."""
@@ -40,6 +42,10 @@ NUMBERS = {
     "AUTOML_KEEP_VERSIONS": ("KEEP_VERSIONS", 10, 1, 10_000, int),
     # Trainings one key may have queued or running; a key's "max_trainings" overrides it.
     "AUTOML_MAX_TRAININGS_PER_KEY": ("MAX_TRAININGS_PER_KEY", 4, 1, 100_000, int),
+    # Memory one training may use, in MiB: engines are narrowed (fewer kernels) or skipped to
+    # stay within it, and an upload that cannot fit is refused at submission. 0: the
+    # instance's memory (its container limit) divided by AUTOML_MAX_CONCURRENT_TRAININGS.
+    "AUTOML_JOB_MEMORY_MB": ("JOB_MEMORY_MB", 0, 0, 100_000_000, int),
     # Series one prediction request may hold (413 beyond).
     "AUTOML_MAX_PREDICTION_SERIES": ("MAX_PREDICTION_SERIES", 10_000, 1, 10_000_000, int),
     # A synchronous POST /train_model waits at most this long, then answers 202 with its job.
@@ -80,6 +86,8 @@ def from_environment(env=None) -> dict:
     for variable, (name, default, minimum, maximum, kind) in NUMBERS.items():
         settings[name] = _number(env, variable, default, minimum, maximum, kind)
     settings["MAX_CONTENT_LENGTH"] = int(settings.pop("MAX_UPLOAD_MB") * 1024 * 1024)
+    settings["JOB_MEMORY_MB"] = settings["JOB_MEMORY_MB"] or default_job_memory_mb(
+        settings["MAX_CONCURRENT_TRAININGS"])
     return settings
 
 

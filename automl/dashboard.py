@@ -46,7 +46,7 @@ from .errors import ApiError, BadRequest, Forbidden, Unauthorized
 from .jobs import Job, JobState, valid_job_id
 from .params import PIPELINE_ID, parse_prediction_params
 from .serving import run_blocking
-from .training import matched_training_data
+from .training_data import refuse_unusable
 from .uploads import Upload, parse_training_uploads
 
 log = logging.getLogger(__name__)
@@ -496,7 +496,7 @@ def train():
                    "params": _params_upload(params_text)}
         params, raw, labels = run_blocking(parse_training_uploads, uploads,
                                            current_app.extensions["limits"])
-        run_blocking(matched_training_data, raw, labels, params)  # refuse unusable data now
+        run_blocking(refuse_unusable, raw, labels, params, current_app.extensions["limits"])
         models, principal = _state().models, g.principal
         if params.pipeline_id is not None and models.exists(params.pipeline_id):
             require_owner_or_admin(models.owner(params.pipeline_id),

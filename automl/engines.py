@@ -35,6 +35,8 @@ class Engine:
     features: Callable[[int, int], int]  # (channels, length) -> features per series
     default_model: Callable[[int, int], object]  # (series, random_state) -> estimator
     panel: Callable | None = None  # (random_state, size) -> transformer of (n, c, l) arrays
+    full_size: int | None = None   # the panel's size at full width (kernels, groups,
+                                   # shapelets); None: its width is fixed
     min_length: int = 10      # shorter series are stretched to this
     unequal: str = "resampled"
     channels: str = "native"
@@ -120,19 +122,19 @@ REGISTRY: dict[str, Engine] = {e.name: e for e in (
            default_model=_extra_trees, unequal="native", channels="stacked",
            summary="tsfresh's statistics per channel, relevance-tested"),
     Engine("minirocket", "kernel", prior_rank=3, auto_order=0, features=lambda c, n: 9_996,
-           default_model=_linear, panel=_minirocket,
+           default_model=_linear, panel=_minirocket, full_size=10_000,
            summary="~10,000 random convolution kernels (aeon's MiniRocket)"),
     Engine("hydra", "kernel", prior_rank=4, auto_order=1, features=_hydra_features,
-           default_model=_linear, panel=_hydra, min_length=2,
+           default_model=_linear, panel=_hydra, min_length=2, full_size=64,
            summary="competing convolution kernels, counted (Hydra)"),
     Engine("quant", "tabular", prior_rank=5, auto_order=2,
            features=lambda c, n: c * max(10 * n, 40), default_model=_quant_trees,
            panel=_quant, min_length=3, summary="quantiles over dyadic intervals (QUANT)"),
     Engine("multirocket", "kernel", prior_rank=6, auto_order=3, features=lambda c, n: 49_728,
-           default_model=_linear, panel=_multirocket,
+           default_model=_linear, panel=_multirocket, full_size=6_250,
            summary="~50,000 features: MultiRocket's kernels and four pooling operators"),
     Engine("rdst", "kernel", prior_rank=7, auto_order=5, features=lambda c, n: 30_000,
-           default_model=_linear, panel=_rdst, min_length=11,
+           default_model=_linear, panel=_rdst, min_length=11, full_size=10_000,
            summary="random dilated shapelets (RDST)"),
 )}
 # Engines joined column-wise (each part extracted once) that auto tries, with their standing.
@@ -142,8 +144,8 @@ AUTO_JOIN_ORDER = {("multirocket", "hydra"): 4, ("minirocket", TSFRESH): 7}
 JOIN_ORDER = ("minirocket", "multirocket", "hydra", "quant", "rdst", TSFRESH)
 
 
-def build(name: str, params) -> FeatureEngine:
-    """An unfitted engine reading the parameter file's columns.
+def build(name: str, params, width: float = 1.0) -> FeatureEngine:
+    """An unfitted engine reading the parameter file's columns, at ``width`` of its full size.
 
     tsfresh is built without its own selection: training selects relevant features inside
     each cross-validation fold (``selection.RelevanceSelector``), then narrows the fitted
@@ -160,7 +162,8 @@ def build(name: str, params) -> FeatureEngine:
                                n_jobs=params.features.n_jobs)
     from .kernels import KernelFeatures
 
-    return KernelFeatures(kind=name, **where, random_state=params.model.search.random_state or 0)
+    return KernelFeatures(kind=name, **where, n_kernels=size_at(name, width),
+                          random_state=params.model.search.random_state or 0)
 
 
 def name_of(names) -> str:
@@ -195,9 +198,24 @@ def auto_candidates() -> list[tuple[str, ...]]:
     return [names for names, _ in sorted(single + joined, key=lambda item: item[1])]
 
 
-def feature_bytes(names, n_series: int, n_channels: int, length: int) -> int:
-    """float32 bytes of an engine set's features for ``n_series`` series."""
-    return 4 * n_series * sum(REGISTRY[n].features(n_channels, length) for n in names)
+def feature_bytes(names, n_series: int, n_channels: int, length: int, width: float = 1.0) -> int:
+    """float32 bytes of an engine set's features for ``n_series`` series, at ``width`` of the
+    full size where the engine can be narrowed."""
+    return 4 * n_series * sum(
+        REGISTRY[n].features(n_channels, length) * (width if REGISTRY[n].full_size else 1.0)
+        for n in names)
+
+
+def narrowable(names) -> bool:
+    """Whether an engine (set) can be given fewer kernels to fit in memory: a single engine
+    that has a size."""
+    return len(tuple(names)) == 1 and REGISTRY[tuple(names)[0]].full_size is not None
+
+
+def size_at(name: str, width: float) -> int | None:
+    """The panel size of ``name`` at ``width`` of its full size; None: its default."""
+    full = REGISTRY[name].full_size
+    return None if full is None or width >= 1.0 else max(1, int(full * width))
 
 
 class CombinedFeatures(FeatureEngine):

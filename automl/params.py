@@ -50,6 +50,7 @@ class Limits:
     cpus: int = 1
     max_budget_mins: float = 60.0          # AUTOML_MAX_BUDGET_MINS
     fixed_model_budget_mins: float = 10.0  # AUTOML_FIXED_MODEL_BUDGET_MINS
+    job_memory_mb: int = 2048              # AUTOML_JOB_MEMORY_MB
 
     @classmethod
     def from_settings(cls, settings) -> Limits:
@@ -58,7 +59,8 @@ class Limits:
         return cls(cpus=available_cpus(),
                    max_budget_mins=float(settings.get("MAX_BUDGET_MINS", cls.max_budget_mins)),
                    fixed_model_budget_mins=float(settings.get("FIXED_MODEL_BUDGET_MINS",
-                                                              cls.fixed_model_budget_mins)))
+                                                              cls.fixed_model_budget_mins)),
+                   job_memory_mb=int(settings.get("JOB_MEMORY_MB") or cls.job_memory_mb))
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,8 @@ def finished(pool, classifier, choice, started: float, stage_seconds: dict,
         "candidates": list(pool.tried),
         "compactFeatures": pool.compact_outcome,
         "enginesSkipped": dict(pool.skipped) or None,
+        "enginesNarrowed": {name: round(width, 3) for name, width in pool.widths.items()}
+                           or None,
         "ensemble": _ensemble_summary(choice) if isinstance(choice, Selection) else None,
         "search": None,
         "crossValidation": cross_validation_summary(choice.oof, pool.y_cv,

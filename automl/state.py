@@ -21,8 +21,8 @@ log = logging.getLogger(__name__)
 SETTINGS_VARIABLE = "AUTOML_WORKER_SETTINGS"  # how a training process receives the settings
 SETTINGS_FOR_WORKERS = ("MODEL_DIR", "REDIS_URL", "SECRET_KEY", "MAX_CONCURRENT_TRAININGS",
                         "MAX_QUEUED_JOBS", "JOB_ATTEMPTS", "JOB_STALE_SECONDS", "KEEP_VERSIONS",
-                        "MAX_BUDGET_MINS", "FIXED_MODEL_BUDGET_MINS", "DASK_SCHEDULER_ADDRESS",
-                        "AUDIT_MAX_EVENTS", "AUDIT_RETENTION_DAYS")
+                        "MAX_BUDGET_MINS", "FIXED_MODEL_BUDGET_MINS", "JOB_MEMORY_MB",
+                        "DASK_SCHEDULER_ADDRESS", "AUDIT_MAX_EVENTS", "AUDIT_RETENTION_DAYS")
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from . import engines
+from . import engines, memory
 from .budget import MIN_SEARCH_S, Budget
 from .candidates import Candidate, CandidatePool, fit_or_explain
 from .choice import beats, choice_of_engine, prefer_compact
 from .classifier import TimeSeriesClassifier
-from .compute import dask_client_starting
+from .compute import dask_client_starting, default_job_memory_mb
 from .engines import TSFRESH
 from .ensemble import Selection, select
 from .errors import TrainingFailed
@@ -35,9 +35,8 @@ SEARCH_SKIPPED = "feature extraction used the time budget; raise max_time_mins t
 NOTHING_BETTER = ("the search found nothing better in cross-validation than the baseline "
                   "plus one standard error")
 # In auto, tsfresh is skipped when a sample predicts its extraction would take more than this
-# share of the time left; an engine whose features would exceed ENGINE_MAX_BYTES, always.
+# share of the time left.
 TSFRESH_TIME_SHARE = 0.5
-ENGINE_MAX_BYTES = 1 << 30
 # An explicit tsfresh job fails at once when a sample predicts its extraction would take this
 # many times the whole budget: a sample of 8 series is a rough guide, so borderline jobs run.
 HOPELESS_FACTOR = 1.5
@@ -49,8 +48,8 @@ def _ignore(**_):
 
 def train(raw: pd.DataFrame, labels: pd.Series, params: TrainingParams, *,
           deadline: float | None = None, progress=_ignore, publish_provisional=None,
-          dask_address: str | None = None, search=tpot_search,
-          estimate_extraction=None) -> tuple[TimeSeriesClassifier, dict]:
+          dask_address: str | None = None, job_memory_mb: int | None = None,
+          search=tpot_search, estimate_extraction=None) -> tuple[TimeSeriesClassifier, dict]:
     """Return the fitted classifier and the report the API answers with (minus ``modelId``).
 
     Each engine's features are extracted once; every candidate (engine x default model) is
@@ -60,13 +59,14 @@ def train(raw: pd.DataFrame, labels: pd.Series, params: TrainingParams, *,
     its place, and TPOT then tries to beat it on the chosen engine's features.
 
     ``deadline`` (a ``time.time()``) bounds the job; by default it is its budget from now.
+    ``job_memory_mb`` bounds its features (``memory``); by default the instance's memory.
     ``progress(**fields)`` hears each stage; ``publish_provisional(classifier, report)``
     receives each better model found before the end, so it can be served meanwhile.
     ``search(params, cv, seconds, space)`` builds the search (TPOT), and
     ``estimate_extraction(engine)`` predicts an extraction's seconds: seams for tests.
     """
     run = _Run(raw, labels, params, deadline, progress, publish_provisional, dask_address,
-               estimate_extraction)
+               estimate_extraction, job_memory_mb)
     with ExitStack() as cluster:
         get_client = None
         for names in run.engine_sets():
@@ -91,7 +91,7 @@ class _Run:
     """The state of one training run between its stages."""
 
     def __init__(self, raw, labels, params, deadline, progress, publish, dask_address,
-                 estimate_extraction):
+                 estimate_extraction, job_memory_mb=None):
         self.started = time.perf_counter()
         self.params, self.progress, self.publish = params, progress, publish
         self.searching = params.model.searching
@@ -106,6 +106,8 @@ class _Run:
         scoring = params.model.search.scoring if self.searching else "accuracy"
         self.pool = CandidatePool(raw, y, rows, folds, scoring, params, dask_address,
                                   estimate_extraction)
+        self.panel = memory.panel_of(raw, params, len(y))
+        self.job_memory_mb = job_memory_mb or default_job_memory_mb(1)
         self.scored: dict[str, Candidate] = {}      # each engine set on all its features
         self.stand_ins: dict[str, Candidate] = {}   # tsfresh's compact set, serving instead
         self.baseline: Candidate | None = None      # the engines' choice
@@ -131,17 +133,20 @@ class _Run:
         engine = self.params.features.engine
         if engine != AUTO_ENGINE:
             names = engine if isinstance(engine, tuple) else (engine,)
+            if not self._sized_to_fit(names):
+                memory.refuse_what_cannot_fit(self.params, self.panel, self.job_memory_mb)
             if TSFRESH in names:
                 self._refuse_hopeless_extraction()
             yield names
             return
-        pool, n_series = self.pool, len(self.pool.y)
-        shape = _panel_shape(pool)
+        pool = self.pool
         for names in engines.auto_candidates():
             name = engines.name_of(names)
-            if engines.feature_bytes(names, n_series, *shape) > ENGINE_MAX_BYTES:
-                pool.skipped[name] = (f"{n_series} series would need over "
-                                      f"{ENGINE_MAX_BYTES >> 30} GiB of features")
+            if not self._sized_to_fit(names):
+                pool.skipped[name] = (
+                    f"its features for {self.panel.series} series, and a model fitted on "
+                    f"them, would not fit the {self.job_memory_mb} MiB a training may use "
+                    "(AUTOML_JOB_MEMORY_MB)")
                 continue
             if TSFRESH in names and TSFRESH not in pool.extracted:
                 if TSFRESH in pool.skipped:
@@ -155,6 +160,27 @@ class _Run:
                                           f"{left:.0f} s left")
                     continue
             yield names
+
+    def _sized_to_fit(self, names) -> bool:
+        """Whether the engine set fits the job's memory beside what is extracted already,
+        giving a single engine fewer kernels (``pool.widths``) where that makes it fit."""
+        held, job_bytes = self.pool.held_bytes(), self.job_memory_mb * memory.MIB
+        panel = self.panel
+        if engines.narrowable(names) and names[0] not in self.pool.extracted:
+            full = engines.feature_bytes(names, panel.series, panel.channels, panel.length)
+            width = memory.width_that_fits(full, held, job_bytes)
+            if width is not None and width < 1.0:
+                self.pool.widths[names[0]] = width
+            return width is not None
+        parts = {n: (self.pool.extracted[n][1].memory_usage(index=False).sum()
+                     if n in self.pool.extracted else
+                     engines.feature_bytes((n,), panel.series, panel.channels, panel.length))
+                 for n in names}
+        new = sum(size for n, size in parts.items() if n not in self.pool.extracted)
+        # A join is fitted on a joined copy of its parts; a single engine on its own matrix.
+        fitted = memory.fitting_bytes(sum(parts.values())) if len(names) > 1 else \
+            memory.fitting_bytes(new) - new
+        return memory.fits(int(held + new + fitted), job_bytes)
 
     def _refuse_hopeless_extraction(self) -> None:
         """Fail at once, with advice, when tsfresh alone would clearly outlast the whole
@@ -317,22 +343,14 @@ class _Run:
                         budgetSeconds=round(self.budget.seconds, 1), **extra)
 
 
-def _panel_shape(pool) -> tuple[int, int]:
-    """(channels, longest length) of the training series, for feature memory estimates."""
-    columns = pool.params.features.columns
-    keys = [columns.id] + ([columns.kind] if columns.kind else [])
-    sizes = pool.raw.groupby(keys, sort=False).size()
-    channels = pool.raw[columns.kind].nunique() if columns.kind else 1
-    return int(channels), int(sizes.max())
-
-
 def evaluate_candidates(raw: pd.DataFrame, labels: pd.Series, params: TrainingParams,
-                        deadline: float | None = None) -> _Run:
+                        deadline: float | None = None, job_memory_mb: int | None = None
+                        ) -> _Run:
     """A run's candidates only: every engine set extracted and its default model
     cross-validated, as ``train`` does before its ensemble and search. The run's ``scored``,
     ``baseline``, ``pool`` and ``classifier`` are what ``bench/ensemble_rules.py`` compares
     ensemble rules on."""
-    run = _Run(raw, labels, params, deadline, _ignore, None, None, None)
+    run = _Run(raw, labels, params, deadline, _ignore, None, None, None, job_memory_mb)
     for names in run.engine_sets():
         run.evaluate(names)
     return run

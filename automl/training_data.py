@@ -1,15 +1,25 @@
 """The training data as a run takes it: labelled series matched to their labels, refused
-when no classifier could be trained from them, and the cross-validation folds every candidate
-shares."""
+when no classifier could be trained from them (or, at submission, when they cannot fit a
+training's memory), and the cross-validation folds every candidate shares."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
+from . import memory
 from .errors import InvalidData, InvalidParameters, excerpt
-from .params import TrainingParams
+from .params import Limits, TrainingParams
 from .parsing import text_keys
+
+
+def refuse_unusable(raw: pd.DataFrame, labels: pd.Series, params: TrainingParams,
+                    limits: Limits) -> None:
+    """At submission, what the job would fail on: data that cannot train a classifier, and
+    an upload too large for the memory a training may use."""
+    raw, labels = matched_training_data(raw, labels, params)
+    memory.refuse_what_cannot_fit(params, memory.panel_of(raw, params, len(labels)),
+                                  limits.job_memory_mb)
 
 
 def matched_training_data(raw: pd.DataFrame, labels: pd.Series, params: TrainingParams):

@@ -49,12 +49,14 @@ class TrainingProcess:
             from .training import train
             from .uploads import parse_training_uploads
 
+            limits = Limits.from_settings(self.settings)
             params, raw, labels = parse_training_uploads(self.state.jobs.uploads(self.job.job_id),
-                                                         Limits.from_settings(self.settings))
+                                                         limits)
             classifier, report = train(raw, labels, params, deadline=self.job.deadline,
                                        progress=self.progress,
                                        publish_provisional=self.publish_provisional,
-                                       dask_address=self.settings.get("DASK_SCHEDULER_ADDRESS"))
+                                       dask_address=self.settings.get("DASK_SCHEDULER_ADDRESS"),
+                                       job_memory_mb=limits.job_memory_mb)
             self._succeed(classifier, report)
         except ApiError as err:
             self._end(err)
