@@ -18,10 +18,9 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.metrics import get_scorer
 
-from . import engines, feature_cost
+from . import engines
 from .engines import TSFRESH, CombinedFeatures
 from .errors import TrainingFailed, excerpt
-from .features import worker_processes
 from .selection import RelevanceSelector
 
 HELD_OUT_PARTS = 5  # a first model's held-out score: the spread of 5 parts is its error
@@ -167,6 +166,8 @@ class CandidatePool:
         engines.build(name, self.params).fit_transform(
             self.raw[self.raw[column_id].isin(ids)], self.y.loc[ids])
         serial = (time.perf_counter() - began) * len(self.y) / len(ids)
+        from .features import worker_processes  # tsfresh's: imported when it is estimated
+
         processes = 0 if self.dask_address else worker_processes(
             self.params.features.n_jobs, len(self.y), serial)
         return serial / (PROCESS_EFFICIENCY * processes) if processes else serial
@@ -259,6 +260,8 @@ class CandidatePool:
             "cvScore": compact.metrics["score"], "fullCvScore": full.metrics["score"],
             "fullCvScoreStandardError": full.metrics["score_se"],
         }
+        from . import feature_cost  # imports tsfresh, used here only once it ran
+
         cost = feature_cost.extraction_ms(compact.columns, extracted)
         for name, columns in (("speedupOverRelevant", full.columns),
                               ("speedupOverFullExtraction", extracted)):
@@ -351,6 +354,8 @@ class CandidatePool:
         key = rows.tobytes()
         if key not in self._compacts:
             tsfresh_matrix = self.extracted[TSFRESH][1]
+            from . import feature_cost
+
             self._compacts[key] = feature_cost.compact_set(
                 tsfresh_matrix.iloc[rows], self.y.to_numpy()[rows],
                 self._selection(rows).selected_)

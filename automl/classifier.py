@@ -14,7 +14,6 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.validation import check_is_fitted
 
-from .features import TsfreshFeatures
 
 
 class TimeSeriesClassifier(ClassifierMixin, BaseEstimator):
@@ -37,7 +36,7 @@ class TimeSeriesClassifier(ClassifierMixin, BaseEstimator):
                      ) -> tuple[pd.DataFrame, np.ndarray]:
         """Fit the label encoding and feature extraction; return the training feature matrix."""
         encoded = self.fit_labels(y)
-        self.features_ = clone(self.features if self.features is not None else TsfreshFeatures())
+        self.features_ = clone(self.features if self.features is not None else _tsfresh())
         matrix = self.features_.fit_transform(X, encoded, dask_address=dask_address)
         return matrix, encoded.to_numpy()
 
@@ -107,3 +106,11 @@ class TimeSeriesClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"positive_class {self.positive_class!r} is not one of the labels "
                              f"({', '.join(map(str, self.classes_))})")
         return matches[0]
+
+
+def _tsfresh():
+    """The default features, imported only when used: tsfresh takes seconds to import, which
+    every training process would pay before its first (kernel) model."""
+    from .features import TsfreshFeatures
+
+    return TsfreshFeatures()

@@ -318,3 +318,16 @@ model_training: {cv: 3, cv_series: 120, model: k_neighbors}
 
 def _final(model):
     return model.steps[-1][1] if hasattr(model, "steps") else model
+
+
+def test_a_training_process_starts_without_importing_tsfresh():
+    """tsfresh (with stumpy) takes seconds to import: a job whose engines are kernels should not
+    wait for it before its first model."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, automl.worker, automl.training, automl.uploads, automl.report; "
+             "print(sorted(m for m in ('tsfresh', 'stumpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
