@@ -9,8 +9,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from automl.candidates import Candidate
-from automl.ensemble import (CAWPE_ALPHA, WeightedEnsemble, cawpe_fit, fitted_temperature,
-                             scaled, select)
+from automl.ensemble import (CAWPE_ALPHA, WeightedEnsemble, cawpe_fit, combine,
+                             fitted_temperature, scaled, select)
 from automl.params import parse_training_params
 from automl.training import train
 
@@ -56,16 +56,27 @@ def test_an_overconfident_member_is_tempered_without_changing_its_answers():
     assert loss(tempered) < loss(overconfident) / 3
 
 
-def test_the_outer_estimate_of_members_that_guess_stays_at_chance():
-    """Weights fitted on the rows they are scored on would flatter noise; the outer estimate
-    fits them on the other folds only."""
-    rng = np.random.default_rng(1)
-    y = np.arange(120) % 2
-    guesses = [_candidate(f"noise{i}", rng.dirichlet([1, 1], size=120)) for i in range(12)]
+def test_the_outer_estimate_fits_weights_without_the_fold_it_scores():
+    """Specialists, each right (and sure) on one fold only and a little wrong elsewhere:
+    weights fitted on every row, the scored fold included, make them look perfect together;
+    fitted on the other folds, each fold's specialist weighs nothing where it is right."""
+    y = np.arange(100) % 2
     folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(y, y))
-    selection = select(guesses, y, folds, "accuracy")
-    assert selection.metrics["accuracy"] < 0.62
-    assert selection.considered == 12
+    specialists = []
+    for _, test in folds:
+        right = np.zeros(len(y), bool)
+        right[test] = True
+        proba = _proba(y, right, 0.55)
+        proba[test] = _proba(y[test], np.ones(len(test), bool), 0.99)
+        specialists.append(_candidate(f"fold{len(specialists)}", proba))
+    oofs = [c.oof for c in specialists]
+    everything = np.arange(len(y))
+    weights, temperatures = cawpe_fit(oofs, y, everything)
+    in_sample = (combine(oofs, weights, temperatures).argmax(axis=1) == y).mean()
+    assert in_sample == 1.0  # what reusing the scored rows would report
+    selection = select(specialists, y, folds, "accuracy")
+    assert selection.metrics["accuracy"] < 0.5
+    assert (selection.oof.argmax(axis=1) == y).mean() < 0.5
 
 
 def test_a_member_right_where_others_err_makes_the_ensemble_beat_each_member():
