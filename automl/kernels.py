@@ -19,6 +19,10 @@ from .feature_engine import FeatureEngine
 
 # Series transformed at once: bounds the float64 panel a prediction builds.
 CHUNK_SERIES = 1_024
+# Series an engine is fitted on, at most: fitting draws kernels and biases from a few series
+# (Hydra's scaler, its statistics from their transform), and on all of a large upload it
+# would hold their whole transform in float64.
+FIT_SERIES = 4_096
 
 
 class KernelFeatures(FeatureEngine):
@@ -52,12 +56,16 @@ class KernelFeatures(FeatureEngine):
         self.length_ = max(engine.min_length, max(lengths))
         self.resampled_ = len(set(lengths)) > 1 or lengths[0] < engine.min_length
         self.transformer_ = engine.panel(self.random_state, self.n_kernels)
-        self.transformer_.fit(self._panel(series))
+        self.transformer_.fit(self._panel(self._fit_sample(series)))
+        if y is not None and len(y.index) == len(ids) and y.index.isin(ids).all():
+            # In the labels' order from the start: reordering the matrix after would copy it.
+            ids, series = self._reordered(ids, series, y.index)
         matrix = self._transformed(series, len(ids))
         self.feature_names_ = pd.Index([f"{self.kind}_{i}" for i in range(matrix.shape[1])])
         self.n_features_extracted_ = len(self.feature_names_)
         features = self._features(ids, matrix)
-        return features.reindex(y.index) if y is not None else features
+        return features.reindex(y.index) if y is not None and not ids.equals(y.index) \
+            else features
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "transformer_")
@@ -83,14 +91,33 @@ class KernelFeatures(FeatureEngine):
         values = X[self.column_value].to_numpy(dtype=np.float64)[order]
         return ids, np.split(values, np.cumsum(counts)[:-1])
 
-    def _transformed(self, series: list[np.ndarray], n_ids: int) -> np.ndarray:
-        """The transform of every series, ``CHUNK_SERIES`` series at a time, as float32."""
+    def _fit_sample(self, series: list[np.ndarray]) -> list[np.ndarray]:
+        """Every series (with its channels), or ``FIT_SERIES`` evenly spaced ones."""
         per_series = len(self.channels_)
-        parts = [np.asarray(self.transformer_.transform(
-                    self._panel(series[start * per_series:(start + CHUNK_SERIES) * per_series])),
-                    dtype=np.float32)
-                 for start in range(0, n_ids, CHUNK_SERIES)]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        n_ids = len(series) // per_series
+        if n_ids <= FIT_SERIES:
+            return series
+        chosen = np.linspace(0, n_ids - 1, FIT_SERIES).astype(int)
+        return [series[i * per_series + c] for i in chosen for c in range(per_series)]
+
+    def _reordered(self, ids: pd.Index, series: list[np.ndarray], order: pd.Index):
+        """``ids`` and their channels' ``series`` in the order of ``order`` (the same ids)."""
+        per_series = len(self.channels_)
+        positions = ids.get_indexer(order)
+        return order, [series[p * per_series + c] for p in positions for c in range(per_series)]
+
+    def _transformed(self, series: list[np.ndarray], n_ids: int) -> np.ndarray:
+        """The transform of every series, ``CHUNK_SERIES`` series at a time, written into one
+        float32 matrix: the matrix is the only full-size copy there ever is."""
+        per_series = len(self.channels_)
+        matrix = None
+        for start in range(0, n_ids, CHUNK_SERIES):
+            part = np.asarray(self.transformer_.transform(self._panel(
+                series[start * per_series:(start + CHUNK_SERIES) * per_series])))
+            if matrix is None:
+                matrix = np.empty((n_ids, part.shape[1]), dtype=np.float32)
+            matrix[start:start + len(part)] = part
+        return matrix
 
     def _panel(self, series: list[np.ndarray]) -> np.ndarray:
         """(series, channels, length_) array, resampling any channel of another length."""
@@ -106,7 +133,7 @@ class KernelFeatures(FeatureEngine):
 
     def _features(self, ids: pd.Index, matrix: np.ndarray) -> pd.DataFrame:
         return pd.DataFrame(np.asarray(matrix, dtype=np.float32), index=ids,
-                            columns=self.feature_names_)
+                            columns=self.feature_names_, copy=False)
 
 
 def warm_up() -> None:

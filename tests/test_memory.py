@@ -108,3 +108,28 @@ def test_the_default_job_memory_is_the_instances_shared_by_concurrent_trainings(
     assert from_environment({"AUTOML_JOB_MEMORY_MB": "3000"})["JOB_MEMORY_MB"] == 3000
     with pytest.raises(ConfigurationError, match="AUTOML_JOB_MEMORY_MB"):
         from_environment({"AUTOML_JOB_MEMORY_MB": "-5"})
+
+
+def test_kernel_features_of_a_large_upload_grow_no_faster_than_their_matrix(monkeypatch):
+    """Fitted on a few series, transformed in chunks into one float32 matrix in the labels'
+    order: twice the series cost about one more matrix, not a float64 transform of every
+    series or a second full copy on top."""
+    import tracemalloc
+
+    from automl import kernels
+
+    monkeypatch.setattr(kernels, "FIT_SERIES", 500)  # 'large' from 500 series
+    peaks, sizes = [], []
+    for n in (3_000, 6_000):
+        raw, y = _series(n, length=24)
+        y = y.sample(frac=1.0, random_state=0)  # labels in another order than the rows
+        tracemalloc.start()
+        try:
+            matrix = kernels.KernelFeatures(kind="hydra", column_sort="time").fit_transform(raw, y)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        assert list(matrix.index) == list(y.index)
+        sizes.append(matrix.to_numpy().nbytes)
+    assert peaks[1] - peaks[0] < 1.3 * (sizes[1] - sizes[0]), (
+        [p / MIB for p in peaks], [s / MIB for s in sizes])
