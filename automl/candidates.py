@@ -23,10 +23,17 @@ from .engines import TSFRESH, CombinedFeatures
 from .errors import TrainingFailed, excerpt
 from .selection import RelevanceSelector
 
+# A fit on every series is predicted from the CV folds' fits, per series; trees grow a little
+# faster than linearly with the series, hence the allowance.
+FIT_TIME_ALLOWANCE = 1.5
 HELD_OUT_PARTS = 5  # a first model's held-out score: the spread of 5 parts is its error
 # Extraction with N worker processes ran 1.3-2x faster than in-process with N = 2.
 PROCESS_EFFICIENCY = 0.75
 ESTIMATE_SAMPLE_SERIES = 8
+
+
+class TooSlowToFit(Exception):
+    """Fitting a cross-validated candidate on every series would outlast the time left."""
 
 
 @dataclass(eq=False)  # a candidate is itself: equal fields can hold unequal arrays
@@ -174,11 +181,21 @@ class CandidatePool:
 
     # -- candidates ----------------------------------------------------------------------
 
-    def evaluate(self, names, features, matrix, model, compact: bool = False) -> Candidate:
+    def evaluate(self, names, features, matrix, model, compact: bool = False,
+                 seconds_left=None) -> Candidate:
         """Cross-validate ``model`` on the engine's features (tsfresh's selection, and the
-        compact set's choice, redone in each fold), then fit it on every series."""
+        compact set's choice, redone in each fold), then fit it on every series.
+
+        ``seconds_left()``, if given, is the time the fit may take: ``TooSlowToFit`` when the
+        folds' fits predict more (a large upload's fit can take many times its CV's)."""
         selects = self._selects(names)
-        metrics, oof, fold_scores = self._cross_validate(model, matrix, selects, compact)
+        metrics, oof, fold_scores, fit_s_per_series = self._cross_validate(
+            model, matrix, selects, compact)
+        if seconds_left is not None:
+            predicted, left = FIT_TIME_ALLOWANCE * fit_s_per_series * len(self.y), seconds_left()
+            if predicted > left:
+                raise TooSlowToFit(f"fitting it on all {len(self.y)} series would take about "
+                                   f"{predicted:.0f} s of the {max(left, 0):.0f} s left")
         everything = np.arange(len(matrix))
         columns = self._columns(matrix, everything, selects, compact)
         if selects:
@@ -197,7 +214,7 @@ class CandidatePool:
     def evaluate_fitted(self, like: Candidate, model) -> Candidate:
         """Score a model fitted elsewhere (the search's best) exactly as ``like`` was, on its
         features; one fitted on a sample is fitted again on every series."""
-        metrics, oof, fold_scores = self._cross_validate(model, like.matrix, self._selects(
+        metrics, oof, fold_scores, _ = self._cross_validate(model, like.matrix, self._selects(
             like.names), like.compact)
         if self.sampled:
             model = clone(model)
@@ -274,23 +291,26 @@ class CandidatePool:
         return TSFRESH in names and self.params.selection.enabled
 
     def _cross_validate(self, model, matrix: pd.DataFrame, selects: bool,
-                        compact: bool = False) -> tuple[dict, np.ndarray | None, list]:
+                        compact: bool = False) -> tuple[dict, np.ndarray | None, list, float]:
         """Mean fold scores of ``model``, refitted per fold on that fold's selected columns,
-        the standard error of the job's score, and the out-of-fold probabilities."""
+        the standard error of the job's score, the out-of-fold probabilities, the fold
+        scores, and the seconds its fits took per series."""
         y = self.y_cv
         scores = {name: [] for name in self._scorers()}
         n_classes = len(np.unique(y))
         oof = np.full((len(y), n_classes), np.nan)
-        failures = []
+        failures, fit_seconds = [], []
         values = self.cv_part(matrix.to_numpy())  # once: selecting 50,000 columns by name is slow
         for train, test in self.folds:
             X = values if not selects else values[:, matrix.columns.get_indexer(
                 self._columns(matrix, self.rows[train], selects, compact))]
             fold_model = clone(model)
+            began = time.perf_counter()
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     fold_model.fit(X[train], y[train])
+                fit_seconds.append((time.perf_counter() - began) / len(train))
             except ValueError as err:  # a fold the model cannot fit counts as missing
                 failures.append(err)
                 for name in scores:
@@ -308,7 +328,8 @@ class CandidatePool:
                 f"{len(y)} series (e.g. fewer neighbours), or another model.")
         metrics = {**{name: mean_score(values) for name, values in scores.items()},
                    "score_se": standard_error(scores["score"])}
-        return metrics, (oof if not np.isnan(oof).all() else None), scores["score"]
+        return (metrics, (oof if not np.isnan(oof).all() else None), scores["score"],
+                float(np.mean(fit_seconds)) if fit_seconds else 0.0)
 
     def _scorers(self) -> dict:
         return {name: get_scorer(scoring) for name, scoring in (

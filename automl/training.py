@@ -17,7 +17,7 @@ import pandas as pd
 
 from . import engines, memory
 from .budget import MIN_SEARCH_S, Budget
-from .candidates import Candidate, CandidatePool, fit_or_explain
+from .candidates import Candidate, CandidatePool, TooSlowToFit, fit_or_explain
 from .choice import beats, choice_of_engine, prefer_compact
 from .classifier import TimeSeriesClassifier
 from .compute import dask_client_starting, default_job_memory_mb
@@ -206,13 +206,27 @@ class _Run:
             # take longer than the CV itself, and a client waits for a first model.
             with self.stage("first model", engine=name):
                 self._serve(self.pool.evaluate_on_held_out(names, features, matrix, model))
+        # Once a cross-validated model is served, a candidate whose fit on every series would
+        # run into the reserve is left out rather than overrun the budget.
+        seconds_left = None if self.baseline is None else partial(
+            self.budget.search_seconds, self.deadline)
         with self.stage("baseline", engine=name):
-            candidate = self.pool.evaluate(names, features, matrix, model)
+            try:
+                candidate = self.pool.evaluate(names, features, matrix, model,
+                                               seconds_left=seconds_left)
+            except TooSlowToFit as slow:
+                self.pool.skipped[name] = str(slow)
+                return
             self.scored[name] = candidate
             self._choose()
         if self.pool.compacts(names):
             with self.stage("compact", engine=name):
-                compact = self.pool.evaluate(names, features, matrix, model, compact=True)
+                try:
+                    compact = self.pool.evaluate(names, features, matrix, model, compact=True,
+                                                 seconds_left=partial(self.budget.search_seconds,
+                                                                      self.deadline))
+                except TooSlowToFit:
+                    return  # the full set stands
                 kept = prefer_compact(compact, candidate)
                 self.pool.record_compact(compact, candidate, kept)
                 if kept:

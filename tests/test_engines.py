@@ -331,3 +331,22 @@ def test_a_training_process_starts_without_importing_tsfresh():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_candidate_whose_full_fit_would_outlast_the_budget_is_left_out(monkeypatch):
+    """Its CV folds' fits predict the fit on every series; the first cross-validated model is
+    always fitted (something must be served), later ones only within the time left."""
+    from automl import candidates, engines
+
+    monkeypatch.setattr(candidates, "FIT_TIME_ALLOWANCE", 1e9)  # every later fit: too slow
+    monkeypatch.setattr(engines, "auto_candidates", lambda: [("minirocket",), ("hydra",)])
+    raw, y = _series(60, lengths=(30,))
+    params = parse_training_params(b"""
+extract_features: {engine: auto, column_kind: channel, column_sort: time}
+model_training: {cv: 3, model: k_neighbors}
+""")
+    classifier, report = train(raw, y, params)
+    assert [c["engine"] for c in report["candidates"]] == ["minirocket"]
+    assert "would take about" in report["enginesSkipped"]["hydra"]
+    assert report["engine"] == "minirocket"
+    assert (classifier.predict(raw).loc[y.index].to_numpy() == y.to_numpy()).mean() > 0.9
