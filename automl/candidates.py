@@ -141,10 +141,10 @@ class CandidatePool:
         return (CombinedFeatures.from_fitted([p[0] for p in parts]),
                 pd.concat([p[1] for p in parts], axis=1))
 
-    def held_bytes(self) -> int:
-        """Bytes of every feature matrix extracted so far (the ensemble may read any)."""
-        return sum(int(matrix.memory_usage(index=False).sum())
-                   for _, matrix, _ in self.extracted.values())
+    def extracted_bytes(self) -> dict[str, int]:
+        """Bytes of each engine's feature matrix extracted so far (the ensemble may read any)."""
+        return {name: int(matrix.memory_usage(index=False).sum())
+                for name, (_, matrix, _) in self.extracted.items()}
 
     @property
     def sampled(self) -> bool:
@@ -167,14 +167,14 @@ class CandidatePool:
     def _estimate_extraction_s(self, name: str) -> float:
         """Seconds a full extraction would take, extrapolated from a few series extracted
         in-process, and divided among the worker processes the extraction would use."""
+        from .features import worker_processes  # imports tsfresh: only once it is estimated
+
         ids = self.y.index[:ESTIMATE_SAMPLE_SERIES]
         column_id = self.params.features.columns.id
         began = time.perf_counter()
         engines.build(name, self.params).fit_transform(
             self.raw[self.raw[column_id].isin(ids)], self.y.loc[ids])
         serial = (time.perf_counter() - began) * len(self.y) / len(ids)
-        from .features import worker_processes  # tsfresh's: imported when it is estimated
-
         processes = 0 if self.dask_address else worker_processes(
             self.params.features.n_jobs, len(self.y), serial)
         return serial / (PROCESS_EFFICIENCY * processes) if processes else serial
@@ -271,14 +271,14 @@ class CandidatePool:
     def record_compact(self, compact: Candidate, full: Candidate, kept: bool) -> None:
         """What the report says of the compact set: its score against the full set's, and the
         prediction speed-ups it buys (estimated from the cost table)."""
+        from . import feature_cost  # imports tsfresh: only once tsfresh ran
+
         extracted = list(self.extracted[TSFRESH][1].columns)
         self.compact_outcome = {
             "kept": kept, "featuresUsed": len(compact.columns),
             "cvScore": compact.metrics["score"], "fullCvScore": full.metrics["score"],
             "fullCvScoreStandardError": full.metrics["score_se"],
         }
-        from . import feature_cost  # imports tsfresh, used here only once it ran
-
         cost = feature_cost.extraction_ms(compact.columns, extracted)
         for name, columns in (("speedupOverRelevant", full.columns),
                               ("speedupOverFullExtraction", extracted)):
@@ -372,11 +372,11 @@ class CandidatePool:
 
     def _compact(self, rows: np.ndarray) -> list:
         """The compact set learned on ``rows`` from the features relevant on them."""
+        from . import feature_cost  # imports tsfresh: only once tsfresh ran
+
         key = rows.tobytes()
         if key not in self._compacts:
             tsfresh_matrix = self.extracted[TSFRESH][1]
-            from . import feature_cost
-
             self._compacts[key] = feature_cost.compact_set(
                 tsfresh_matrix.iloc[rows], self.y.to_numpy()[rows],
                 self._selection(rows).selected_)

@@ -57,6 +57,21 @@ def fits(need_bytes: int, job_bytes: int) -> bool:
     return PROCESS_BYTES + need_bytes <= job_bytes
 
 
+def width_for(names, panel: Panel, extracted: dict[str, int], job_bytes: int) -> float | None:
+    """The width an engine set gets beside the ``extracted`` matrices (engine: bytes) already
+    held: 1.0 (all of it), less for a single engine that only fits narrowed, None if it does
+    not fit. A join is fitted on a joined copy of its parts, and is never narrowed."""
+    held = sum(extracted.values())
+    if engines.narrowable(names) and names[0] not in extracted:
+        full = engines.feature_bytes(names, panel.series, panel.channels, panel.length)
+        return width_that_fits(full, held, job_bytes)
+    parts = {n: extracted.get(n) or engines.feature_bytes((n,), panel.series, panel.channels,
+                                                           panel.length) for n in names}
+    new = sum(size for n, size in parts.items() if n not in extracted)
+    fitted = fitting_bytes(sum(parts.values())) if len(names) > 1 else fitting_bytes(new) - new
+    return 1.0 if fits(held + new + fitted, job_bytes) else None
+
+
 def narrowest_bytes(names, panel: Panel) -> int:
     """Feature bytes of an engine set at the narrowest width it may be given."""
     full = engines.feature_bytes(names, panel.series, panel.channels, panel.length)

@@ -164,23 +164,11 @@ class _Run:
     def _sized_to_fit(self, names) -> bool:
         """Whether the engine set fits the job's memory beside what is extracted already,
         giving a single engine fewer kernels (``pool.widths``) where that makes it fit."""
-        held, job_bytes = self.pool.held_bytes(), self.job_memory_mb * memory.MIB
-        panel = self.panel
-        if engines.narrowable(names) and names[0] not in self.pool.extracted:
-            full = engines.feature_bytes(names, panel.series, panel.channels, panel.length)
-            width = memory.width_that_fits(full, held, job_bytes)
-            if width is not None and width < 1.0:
-                self.pool.widths[names[0]] = width
-            return width is not None
-        parts = {n: (self.pool.extracted[n][1].memory_usage(index=False).sum()
-                     if n in self.pool.extracted else
-                     engines.feature_bytes((n,), panel.series, panel.channels, panel.length))
-                 for n in names}
-        new = sum(size for n, size in parts.items() if n not in self.pool.extracted)
-        # A join is fitted on a joined copy of its parts; a single engine on its own matrix.
-        fitted = memory.fitting_bytes(sum(parts.values())) if len(names) > 1 else \
-            memory.fitting_bytes(new) - new
-        return memory.fits(int(held + new + fitted), job_bytes)
+        width = memory.width_for(names, self.panel, self.pool.extracted_bytes(),
+                                 self.job_memory_mb * memory.MIB)
+        if width is not None and width < 1.0:
+            self.pool.widths[names[0]] = width
+        return width is not None
 
     def _refuse_hopeless_extraction(self) -> None:
         """Fail at once, with advice, when tsfresh alone would clearly outlast the whole
@@ -208,12 +196,12 @@ class _Run:
                 self._serve(self.pool.evaluate_on_held_out(names, features, matrix, model))
         # Once a cross-validated model is served, a candidate whose fit on every series would
         # run into the reserve is left out rather than overrun the budget.
-        seconds_left = None if self.baseline is None else partial(
-            self.budget.search_seconds, self.deadline)
+        within_budget = partial(self.budget.search_seconds, self.deadline)
         with self.stage("baseline", engine=name):
             try:
-                candidate = self.pool.evaluate(names, features, matrix, model,
-                                               seconds_left=seconds_left)
+                candidate = self.pool.evaluate(
+                    names, features, matrix, model,
+                    seconds_left=None if self.baseline is None else within_budget)
             except TooSlowToFit as slow:
                 self.pool.skipped[name] = str(slow)
                 return
@@ -223,8 +211,7 @@ class _Run:
             with self.stage("compact", engine=name):
                 try:
                     compact = self.pool.evaluate(names, features, matrix, model, compact=True,
-                                                 seconds_left=partial(self.budget.search_seconds,
-                                                                      self.deadline))
+                                                 seconds_left=within_budget)
                 except TooSlowToFit:
                     return  # the full set stands
                 kept = prefer_compact(compact, candidate)
