@@ -16,21 +16,27 @@ test: $(STAMP) redis-server chromium
 bench: $(STAMP)
 	$(VENV)/bin/python bench/run_all.py
 
+# A program the tests need, from Debian's packages if missing (as root, or with sudo); apt's
+# log is shown only if the install fails.
+define apt_install
+	@command -v $(1) >/dev/null || { \
+	  echo "installing $(2) (apt-get)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); log=$$(mktemp); \
+	  { $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(2); } >$$log 2>&1 \
+	    || { tail -n 30 $$log; rm -f $$log; exit 1; }; \
+	  rm -f $$log; }
+endef
+
 # The tests start their own redis-server processes on free ports: they need the program, not
-# a running server. Debian/Ubuntu: installed here if missing (as root, or with sudo).
+# a running server.
 redis-server:
-	@command -v redis-server >/dev/null || { \
-	  echo "installing redis-server (apt-get)"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server; }
+	$(call apt_install,redis-server,redis-server)
 
 # The browser tests (tests/test_browser.py) drive Debian's Chromium with Playwright's Python
-# package, never a browser Playwright downloads: installed here if missing, as redis-server.
+# package, never a browser Playwright downloads.
 chromium:
-	@command -v chromium >/dev/null || { \
-	  echo "installing chromium (apt-get)"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+	$(call apt_install,chromium,chromium)
 
 setup: $(STAMP)
 
