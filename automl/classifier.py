@@ -16,6 +16,10 @@ from sklearn.utils.validation import check_is_fitted
 
 
 
+# Series predicted at once: bounds the feature matrix a large prediction upload builds.
+PREDICT_CHUNK_SERIES = 2_048
+
+
 class TimeSeriesClassifier(ClassifierMixin, BaseEstimator):
     """``X``: long-format series; ``y``: labels indexed by series id.
 
@@ -72,8 +76,18 @@ class TimeSeriesClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> pd.DataFrame:
-        """One row per series id, one column per class (in ``classes_`` order)."""
+        """One row per series id, one column per class (in ``classes_`` order); a large upload
+        ``PREDICT_CHUNK_SERIES`` series at a time, so that its features are never all held at
+        once (an ensemble's are tens of thousands per series)."""
         check_is_fitted(self, "model_")
+        codes, ids = pd.factorize(X[self.features_.input_columns().id])
+        if len(ids) <= PREDICT_CHUNK_SERIES:
+            return self._predict_proba(X)
+        return pd.concat([self._predict_proba(X[(codes >= start)
+                                                & (codes < start + PREDICT_CHUNK_SERIES)])
+                          for start in range(0, len(ids), PREDICT_CHUNK_SERIES)])
+
+    def _predict_proba(self, X: pd.DataFrame) -> pd.DataFrame:
         matrix = self.features_.transform(X)
         return pd.DataFrame(self.model_.predict_proba(matrix.to_numpy()), index=matrix.index,
                             columns=self.classes_)

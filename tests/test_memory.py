@@ -133,3 +133,33 @@ def test_kernel_features_of_a_large_upload_grow_no_faster_than_their_matrix(monk
         sizes.append(matrix.to_numpy().nbytes)
     assert peaks[1] - peaks[0] < 1.3 * (sizes[1] - sizes[0]), (
         [p / MIB for p in peaks], [s / MIB for s in sizes])
+
+
+def test_a_large_prediction_is_computed_a_chunk_of_series_at_a_time(monkeypatch):
+    """The same probabilities as at once, while memory grows with the answer, not with every
+    series' features held together."""
+    import tracemalloc
+
+    from automl import classifier as classifier_module
+
+    raw, y = _series(200, length=24)
+    params = parse_training_params(b"extract_features: {engine: minirocket, column_sort: time}\n"
+                                   b"model_training: {model: random_forest, "
+                                   b"model_args: {n_estimators: 10, random_state: 0}, cv: 3}")
+    fitted, _ = train(raw, y, params)
+    big, _ = _series(4_000, length=24)
+    at_once = fitted.predict_proba(big)
+    peaks = {}
+    for chunk in (4_000, 250):
+        monkeypatch.setattr(classifier_module, "PREDICT_CHUNK_SERIES", chunk)
+        tracemalloc.start()
+        try:
+            chunked = fitted.predict_proba(big)
+            peaks[chunk] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert chunked.index.equals(at_once.index)
+        assert np.allclose(chunked.to_numpy(), at_once.to_numpy())
+    matrix_bytes = 4_000 * 9_996 * 4
+    assert peaks[4_000] > matrix_bytes  # at once: every series' features
+    assert peaks[250] < matrix_bytes / 4, {k: v / MIB for k, v in peaks.items()}
