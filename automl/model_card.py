@@ -73,6 +73,11 @@ def render(report: dict, *, libraries: dict | None = None, trained_with: dict | 
     if skipped:
         lines += ["", "Engines not tried: " + "; ".join(f"{_text(k)}: {_text(v)}"
                                                         for k, v in skipped.items()) + "."]
+    narrowed = r.get("enginesNarrowed") or {}
+    if narrowed:
+        lines += ["", "Engines given fewer kernels to fit the memory a training may use: "
+                  + "; ".join(f"{_text(k)}: {_text(v)} of them" for k, v in narrowed.items())
+                  + "."]
 
     lines += ["", "## Model", ""]
     lines += _table([

@@ -163,6 +163,7 @@ def test_a_pipeline_page_draws_the_search_engines_confusion_roc_and_features(ope
 
 def test_a_large_uploads_first_model_says_it_was_scored_on_held_out_series(open_app):
     store(open_app, "first", {**ui_reports.full(), "provisional": True,
+                              "enginesNarrowed": {"minirocket": 0.89},
                               "heldOut": {"fittedOn": 2000, "scoredOn": 1900},
                               "cvSeries": {"series": 2000, "of": 10000, "sampled": True}})
     store(open_app, "later", {**ui_reports.full(),
@@ -171,6 +172,8 @@ def test_a_large_uploads_first_model_says_it_was_scored_on_held_out_series(open_
     first = client.get("/ui/pipelines/first").get_data(as_text=True).split("<h2>")[0]
     assert "Hold-out score" in first and "on 1900 series outside the 2000" in first
     assert "CV score" not in first and "hold-out accuracy" in first
+    page = client.get("/ui/pipelines/first").get_data(as_text=True)
+    assert "Given fewer kernels to fit the memory a training may use: minirocket (0.89" in page
     later = client.get("/ui/pipelines/later").get_data(as_text=True).split("<h2>")[0]
     assert "CV score" in later and "sample of 2000 of the 10000 series" in later
     assert "Hold-out" not in later

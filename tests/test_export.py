@@ -310,6 +310,11 @@ def test_a_card_of_an_old_or_sparse_report_says_what_is_not_recorded():
                        "search": {"bestScoreByFamily": {"LogisticRegression": 0.99}}})
     assert "replaced the baseline (minirocket, Ridge: CV score 0.9000 ± 0.0100)" in searched
     assert "| LogisticRegression | 0.9900 |" in searched
+    large = render({"modelId": 4, "version": 1, "mean_cv_score": 0.97,
+                    "heldOut": {"fittedOn": 2000, "scoredOn": 2000},
+                    "enginesNarrowed": {"multirocket": 0.4}})
+    assert "none yet: a first model fitted on 2000 series, its scores on 2000 others" in large
+    assert "multirocket: 0.4 of them" in large
 
 
 # -- the generated code ----------------------------------------------------------------------
