@@ -14,8 +14,6 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.validation import check_is_fitted
 
-
-
 # Series predicted at once: bounds the feature matrix a large prediction upload builds.
 PREDICT_CHUNK_SERIES = 2_048
 

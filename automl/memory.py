@@ -79,8 +79,9 @@ def narrowest_bytes(names, panel: Panel) -> int:
 
 
 def refuse_what_cannot_fit(params, panel: Panel, job_memory_mb: int) -> None:
-    """At submission: a 413 saying what to change when not even the narrowest first engine
-    (of ``engine: auto``'s, or the one the parameter file names) fits a job's memory."""
+    """At submission: a 413 saying what to change when no engine the job may try (one of
+    ``engine: auto``'s, or the set the parameter file names) fits its memory even at its
+    narrowest."""
     engine = params.features.engine
     if engine == AUTO_ENGINE:
         options = [names for names in engines.auto_candidates() if len(names) == 1]

@@ -18,6 +18,7 @@ import yaml
 from . import engines, estimators, safe_yaml
 from .checks import (AnyOf, Field, Flag, Nullable, Number, OneOf, Rule, Section, Text, Whole,
                      Wrong, expect_mapping)
+from .compute import available_cpus, default_job_memory_mb
 from .errors import InvalidParameters, excerpt
 from .fc_parameters import FcParameters
 from .parsing import LAYOUTS, LONG, WIDE, Columns
@@ -50,17 +51,17 @@ class Limits:
     cpus: int = 1
     max_budget_mins: float = 60.0          # AUTOML_MAX_BUDGET_MINS
     fixed_model_budget_mins: float = 10.0  # AUTOML_FIXED_MODEL_BUDGET_MINS
-    job_memory_mb: int = 2048              # AUTOML_JOB_MEMORY_MB
+    # AUTOML_JOB_MEMORY_MB; by default, as the service's: the instance's memory
+    job_memory_mb: int = field(default_factory=lambda: default_job_memory_mb(1))
 
     @classmethod
     def from_settings(cls, settings) -> Limits:
-        from .compute import available_cpus
-
         return cls(cpus=available_cpus(),
                    max_budget_mins=float(settings.get("MAX_BUDGET_MINS", cls.max_budget_mins)),
                    fixed_model_budget_mins=float(settings.get("FIXED_MODEL_BUDGET_MINS",
                                                               cls.fixed_model_budget_mins)),
-                   job_memory_mb=int(settings.get("JOB_MEMORY_MB") or cls.job_memory_mb))
+                   job_memory_mb=int(settings.get("JOB_MEMORY_MB") or default_job_memory_mb(
+                       int(settings.get("MAX_CONCURRENT_TRAININGS", 1)))))
 
 
 @dataclass(frozen=True)
