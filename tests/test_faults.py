@@ -97,8 +97,10 @@ def test_many_waiting_trainings_do_not_starve_predictions_and_listings(tmp_path)
         wait_job(server, long_job, lambda j: j["state"] == "running", 60)
         waiting = ThreadPoolExecutor(24)
         answers = [waiting.submit(train, server) for _ in range(24)]  # each waits for its job
-        time.sleep(3)  # they are all submitted and waiting
-        assert len(requests.get(f"{server.url}/jobs?state=queued", timeout=10).json()) == 24
+        deadline = time.monotonic() + 30  # each is parsed and checked before it is queued
+        while len(requests.get(f"{server.url}/jobs?state=queued", timeout=10).json()) < 24:
+            assert time.monotonic() < deadline, "the 24 trainings were not all queued in 30 s"
+            time.sleep(0.25)
         row = one_series()
         for _ in range(10):  # before the fix these timed out after 15 s: all threads waited
             assert requests.get(f"{server.url}/health", timeout=10).status_code == 200
