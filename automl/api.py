@@ -23,7 +23,8 @@ from .params import MAX_VERSION, Limits, parse_prediction_params
 from .parsing import LONG, WIDE, Columns, read_raw_data
 from .serving import client_gone, run_blocking
 from .training_data import refuse_unusable
-from .uploads import PREDICTION_FILES, TRAINING_FILES, parse_training_uploads, require_files
+from .uploads import (PREDICTION_FILES, STREAMED_FILES, TRAINING_FILES, parse_training_uploads,
+                      require_files)
 
 bp = Blueprint("api", __name__)
 
@@ -83,7 +84,7 @@ def train_model():
         "507": {$ref: "#/components/responses/InsufficientStorage"}
         default: {$ref: "#/components/responses/Error"}
     """
-    uploads = require_files(request, TRAINING_FILES)
+    uploads = require_files(request, TRAINING_FILES, streamed=STREAMED_FILES)
     params, raw, labels = run_blocking(parse_training_uploads, uploads, _limits())
     run_blocking(refuse_unusable, raw, labels, params, _limits())
     principal = current_principal()

@@ -7,6 +7,8 @@ model store and the job queue to be written once:
     exists(key)           whether a value is stored under key
     put(key, value)       atomic replace: readers see the old value or the new, never a mix
     put_new(key, value)   create only; False if the key exists (ids are never handed out twice)
+    put_stream(key, file) atomic replace from a readable file, copied a chunk at a time
+    open_stream(key)      a readable binary file of the value (the caller closes it), or None
     delete(*keys)
     keys(prefix)          the keys directly under a prefix
     increment(counter)    the next whole number of a counter shared by every process
@@ -20,7 +22,10 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import io
 import os
+import secrets
+import shutil
 import tempfile
 import threading
 from contextlib import contextmanager
@@ -30,6 +35,11 @@ from pathlib import Path
 from .errors import StoreFull, StoreReadOnly, StoreUnavailable
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)
+# What a streamed value is copied by: a large upload is never held whole, and Redis (whose
+# strings stop at 512 MB) keeps it as a list of parts of this size.
+STREAM_CHUNK_BYTES = 1024 * 1024
+# A copy into Redis that dies half-way leaves its staging list behind for this long.
+STAGING_TTL_S = 3600
 _READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
@@ -80,6 +90,14 @@ class DirectoryBackend:
         except BaseException:
             _unlink(tmp)
             raise
+
+    put_stream = put  # the temporary file is written from the source a chunk at a time
+
+    def open_stream(self, key: str):
+        try:
+            return self._path(key, create=False).open("rb")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
 
     @_directory_errors
     def put_new(self, key: str, value: bytes) -> bool:
@@ -136,11 +154,16 @@ class DirectoryBackend:
             path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
-    def _temporary(self, key: str, value: bytes) -> str:
+    def _temporary(self, key: str, value) -> str:
+        """A new temporary file beside the key's, holding ``value`` (bytes, or a readable
+        file copied from where it stands)."""
         fd, tmp = tempfile.mkstemp(dir=self._path(key).parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(value)
+                if hasattr(value, "read"):
+                    shutil.copyfileobj(value, handle, STREAM_CHUNK_BYTES)
+                else:
+                    handle.write(value)
                 handle.flush()
                 os.fsync(handle.fileno())
         except BaseException:  # e.g. the disk filled up: leave no partial file behind
@@ -210,6 +233,45 @@ class RedisBackend:
     @_unavailable_on_connection_errors
     def put(self, key: str, value: bytes) -> None:
         self.client.set(self._key(key), value)
+
+    @_unavailable_on_connection_errors
+    def put_stream(self, key: str, source) -> None:
+        # The parts go to a staging list renamed into place at the end, so readers see the
+        # old value or the whole new one; a writer that dies leaves a list that expires.
+        staging = self._key(f"staging/{secrets.token_hex(8)}")
+        try:
+            part = source.read(STREAM_CHUNK_BYTES)  # an empty value is one empty part
+            while True:
+                with self.client.pipeline() as pipe:
+                    pipe.rpush(staging, part).expire(staging, STAGING_TTL_S).execute()
+                part = source.read(STREAM_CHUNK_BYTES)
+                if not part:
+                    break
+            with self.client.pipeline() as pipe:
+                pipe.rename(staging, self._key(key)).persist(self._key(key)).execute()
+        except BaseException:
+            self.client.delete(staging)
+            raise
+
+    @_unavailable_on_connection_errors
+    def open_stream(self, key: str):
+        """The value copied to a local temporary file a part at a time (memory only while
+        it is small)."""
+        name = self._key(key)
+        kind = self.client.type(name)
+        if kind == b"none":
+            return None
+        if kind == b"string":  # written by put(): one value
+            return io.BytesIO(self.client.get(name) or b"")
+        copy = tempfile.SpooledTemporaryFile(max_size=STREAM_CHUNK_BYTES)
+        try:
+            for index in range(self.client.llen(name)):
+                copy.write(self.client.lindex(name, index) or b"")
+            copy.seek(0)
+        except BaseException:
+            copy.close()
+            raise
+        return copy
 
     @_unavailable_on_connection_errors
     def put_new(self, key: str, value: bytes) -> bool:

@@ -516,7 +516,7 @@ def _upload(name: str, label: str) -> Upload:
     storage = request.files.get(name)
     if storage is None or not storage.filename:
         raise BadRequest(f"Choose the {label} file.")
-    return Upload(storage.read(), storage.filename, storage.mimetype)
+    return Upload(storage.stream, storage.filename, storage.mimetype)  # read in place, as the API's
 
 
 def _params_upload(text: str) -> Upload:

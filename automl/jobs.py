@@ -5,7 +5,8 @@ Per job the backend holds keys written by exactly one party each, so no update i
 
     jobs/<id>                 the record (:class:`Job`), changed only under the jobs lock
     jobs-active/<id>          present while the job is queued or running: what runners scan
-    job-uploads/<id>-<name>   the uploaded files, until the job ends (written by the request)
+    job-uploads/<id>-<name>   the uploaded files, until the job ends (written by the request,
+                              streamed: a large upload is never held whole)
     job-progress/<id>         stage, generation, pipelines evaluated... (the training process)
     job-heartbeats/<id>       last sign of life (the training process)
 
@@ -16,11 +17,13 @@ itself: it is listed as unreadable and skipped by the runners.
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from enum import Enum
@@ -28,7 +31,7 @@ from enum import Enum
 from .budget import Budget
 from .errors import (ApiError, JobCancelled, JobFinished, JobNotFound, QueueFull,
                      TooManyRequests, WorkerLost)
-from .uploads import TRAINING_FILES, Upload
+from .uploads import STREAMED_FILES, TRAINING_FILES, Upload
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +213,12 @@ class JobStore:
             for name, upload in uploads.items():
                 envelope = {"filename": upload.filename, "content_type": upload.content_type}
                 self.backend.put(Keys.upload(job_id, name, meta=True), json.dumps(envelope).encode())
-                self.backend.put(Keys.upload(job_id, name), upload.payload)
+                payload = upload.payload
+                if hasattr(payload, "seek"):
+                    payload.seek(0)  # the request's spooled file, read once by the parser
+                else:
+                    payload = io.BytesIO(payload)
+                self.backend.put_stream(Keys.upload(job_id, name), payload)
             with self.backend.lock(Keys.LOCK):
                 self._refuse_if_full(submitted_by, max_per_submitter)  # again, now serialised
                 # The marker first: a crash in between leaves a marker without a job, which
@@ -295,14 +303,21 @@ class JobStore:
             self._put(job)
             return job
 
-    def uploads(self, job_id: str) -> dict[str, Upload]:
-        found = {}
-        for name in TRAINING_FILES:
-            payload = self.backend.get(Keys.upload(job_id, name))
-            if payload is not None:
+    @contextmanager
+    def open_uploads(self, job_id: str) -> Iterator[dict[str, Upload]]:
+        """The job's stored files, the data files as open files (closed on leaving) and the
+        others as bytes; a file missing from the store is missing from the dict."""
+        with ExitStack() as opened:
+            found = {}
+            for name in TRAINING_FILES:
+                stream = self.backend.open_stream(Keys.upload(job_id, name))
+                if stream is None:
+                    continue
+                opened.enter_context(stream)
                 meta = json.loads(self.backend.get(Keys.upload(job_id, name, meta=True)) or b"{}")
+                payload = stream if name in STREAMED_FILES else stream.read()
                 found[name] = Upload(payload, meta.get("filename"), meta.get("content_type"))
-        return found
+            yield found
 
     def record_version(self, job_id: str, pipeline_id: str, version: int) -> None:
         """The pipeline version a running job trains, once its first model is stored."""

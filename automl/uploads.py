@@ -12,6 +12,8 @@ from .params import Limits, TrainingParams, parse_training_params
 from .parsing import read_labels, read_raw_data
 
 TRAINING_FILES = ("raw_data", "labels", "params")
+# The data files, read and stored from the request's spooled file rather than as bytes.
+STREAMED_FILES = ("raw_data", "labels")
 PREDICTION_FILES = ("raw_data", "params")
 EXAMPLES = {"raw_data": "data/data_train.json", "labels": "data/label_train.json",
             "params": "pipeline_parameters.yml"}

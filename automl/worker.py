@@ -50,8 +50,8 @@ class TrainingProcess:
             from .uploads import parse_training_uploads
 
             limits = Limits.from_settings(self.settings)
-            params, raw, labels = parse_training_uploads(self.state.jobs.uploads(self.job.job_id),
-                                                         limits)
+            with self.state.jobs.open_uploads(self.job.job_id) as uploads:
+                params, raw, labels = parse_training_uploads(uploads, limits)
             classifier, report = train(raw, labels, params, deadline=self.job.deadline,
                                        progress=self.progress,
                                        publish_provisional=self.publish_provisional,

@@ -48,6 +48,15 @@ def files(**named: bytes | str) -> dict:
             for name, body in named.items()}
 
 
+def stored_uploads(jobs, job_id: str) -> dict:
+    """A job's stored files as the worker gets them, every payload read into bytes."""
+    from automl.uploads import Upload
+
+    with jobs.open_uploads(job_id) as uploads:
+        return {name: Upload(u.payload if isinstance(u.payload, bytes) else u.payload.read(),
+                             u.filename, u.content_type) for name, u in uploads.items()}
+
+
 def post(client, route: str, **named):
     return client.post(route, data=files(**named), content_type="multipart/form-data")
 

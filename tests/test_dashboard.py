@@ -15,6 +15,7 @@ import pytest
 import ui_reports
 from automl import auth, create_app, dashboard
 from automl.jobs import JobState
+from conftest import stored_uploads
 
 SECRETS = {"reader": "reader-secret-0123456789", "trainer": "trainer-secret-0123456789",
            "other": "other-trainer-secret-0123", "root": "root-secret-0123456789ab"}
@@ -233,7 +234,7 @@ def test_the_train_form_queues_a_job_as_the_api_would(open_app, sample):
     job_id = response.headers["Location"].rsplit("/", 1)[1]
     job = open_app.extensions["state"].jobs.get(job_id)
     assert (job.state, job.pipeline_id, job.submitted_by) == (JobState.QUEUED, "gp", "anonymous")
-    uploads = open_app.extensions["state"].jobs.uploads(job_id)
+    uploads = stored_uploads(open_app.extensions["state"].jobs, job_id)
     assert uploads["params"].payload.decode() == "pipeline_id: gp\n" + QUICK
     assert uploads["raw_data"].payload == sample["data_train"]
     page = client.get(f"/ui/jobs/{job_id}").get_data(as_text=True)

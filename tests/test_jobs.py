@@ -6,23 +6,28 @@ workers); ``reopened`` gives the second one its own backend object, as another p
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import multiprocessing
 import re
 import threading
 import time
+import tracemalloc
 import types
 
 import pytest
 
 import automl.jobs
-from automl.backends import DirectoryBackend, RedisBackend
+from automl.backends import STREAM_CHUNK_BYTES, DirectoryBackend, RedisBackend
 from automl.errors import (ApiError, JobCancelled, JobFinished, JobNotFound, QueueFull,
                            TooManyRequests, TrainingFailed)
 from automl.jobs import JobState, JobStore, Keys, UnreadableJob
 from automl.state import job_store
 from automl.store import ModelStore
 from automl.uploads import Upload
+
+from conftest import stored_uploads
 
 QUEUED, RUNNING, SUCCEEDED = JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED
 FAILED, CANCELLED = JobState.FAILED, JobState.CANCELLED
@@ -78,7 +83,7 @@ def test_a_submitted_job_is_queued_with_its_settings_and_its_files_intact(backen
     assert seen.cancel_requested is False
     assert seen.to_json()["jobId"] == job.job_id and seen.to_json()["state"] == "queued"
 
-    stored = JobStore(reopened(backend)).uploads(job.job_id)
+    stored = stored_uploads(JobStore(reopened(backend)), job.job_id)
     assert set(stored) == {"raw_data", "labels", "params"}
     for name, upload in training_uploads().items():
         assert stored[name] == upload, name
@@ -90,8 +95,68 @@ def test_each_job_keeps_its_own_files_and_gets_its_own_id(backend):
     second = store.create({"raw_data": Upload(b"second", "b.csv", "text/csv")}, None, 60)
     assert first.job_id != second.job_id
     assert first.pipeline_id is None
-    assert store.uploads(first.job_id)["raw_data"].payload == b"first"
-    assert store.uploads(second.job_id)["raw_data"].filename == "b.csv"
+    assert stored_uploads(store, first.job_id)["raw_data"].payload == b"first"
+    assert stored_uploads(store, second.job_id)["raw_data"].filename == "b.csv"
+
+
+PATTERN = memoryview(bytes(range(256)) * 1024)
+
+
+class Endless(io.RawIOBase):
+    """A readable file of ``size`` bytes made on the fly (none of them held), failing after
+    ``fail_after`` bytes if given, as a client that drops its upload half-way."""
+
+    def __init__(self, size: int, fail_after: int | None = None):
+        self.size, self.fail_after, self.sent = size, fail_after, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.fail_after is not None and self.sent >= self.fail_after:
+            raise OSError("the client went away")
+        n = min(len(buffer), self.size - self.sent, len(PATTERN))
+        buffer[:n] = PATTERN[:n]
+        self.sent += n
+        return n
+
+
+def test_a_large_upload_is_stored_and_read_back_a_part_at_a_time(backend):
+    size = 24 * STREAM_CHUNK_BYTES + 12_345  # several Redis parts, the last one short
+    tracemalloc.start()
+    try:
+        backend.put_stream("job-uploads/big", io.BufferedReader(Endless(size)))
+        stored_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        read, digest = 0, hashlib.sha256()
+        with backend.open_stream("job-uploads/big") as stream:
+            while part := stream.read(1 << 20):
+                read += len(part)
+                digest.update(part)
+        read_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    expected = hashlib.sha256()
+    source = io.BufferedReader(Endless(size))
+    while part := source.read(1 << 20):
+        expected.update(part)
+    assert read == size and digest.hexdigest() == expected.hexdigest()
+    # Neither side ever held the upload whole: a few parts at a time.
+    assert stored_peak < size / 3 and read_peak < size / 3, (stored_peak, read_peak)
+
+
+def test_an_upload_cut_off_half_way_leaves_the_stored_value_whole(backend):
+    backend.put_stream("job-uploads/x", io.BytesIO(b"before"))
+    with pytest.raises(OSError):
+        backend.put_stream("job-uploads/x", io.BufferedReader(
+            Endless(3 * STREAM_CHUNK_BYTES, fail_after=STREAM_CHUNK_BYTES)))
+    with backend.open_stream("job-uploads/x") as stream:
+        assert stream.read() == b"before"
+    assert backend.keys("job-uploads") == ["job-uploads/x"]  # no staging copy left behind
+    backend.put_stream("job-uploads/empty", io.BytesIO(b""))
+    with backend.open_stream("job-uploads/empty") as stream:
+        assert stream.read() == b""
+    assert backend.open_stream("job-uploads/missing") is None
 
 
 def test_a_full_queue_refuses_with_429_and_retry_after_and_keeps_nothing(backend):
@@ -215,7 +280,7 @@ def test_cancelling_a_queued_job_ends_it_at_once_and_it_never_runs(backend):
     assert cancelled.state == CANCELLED and cancelled.finished_at is not None
     assert cancelled.error["error"] == "cancelled" and cancelled.error["status"] == 409
     assert isinstance(cancelled.failure(), JobCancelled)
-    assert store.uploads(doomed) == {}  # the files are not kept for a job that will not run
+    assert stored_uploads(store, doomed) == {}  # the files are not kept for a job that will not run
 
     assert store.claim("a").job_id == kept
     assert store.claim("a") is None  # the cancelled job is never picked up
@@ -297,10 +362,10 @@ def test_finishing_deletes_the_uploads_but_keeps_the_result_and_frees_the_slot(b
 
     store.succeed(done, {"modelId": 1})
     restarted = JobStore(reopened(backend), max_running=1)
-    assert restarted.uploads(done) == {}
+    assert stored_uploads(restarted, done) == {}
     assert restarted.get(done).result == {"modelId": 1}
     assert restarted.get(done).progress == {"stage": "search", "generation": 3}
-    assert set(restarted.uploads(waiting)) == {"raw_data", "labels", "params"}  # others untouched
+    assert set(stored_uploads(restarted, waiting)) == {"raw_data", "labels", "params"}  # others untouched
     assert restarted.claim("b").job_id == waiting
 
 
@@ -343,7 +408,7 @@ def test_a_running_job_whose_process_went_silent_is_queued_again_then_failed(bac
     assert checker.requeue_abandoned() == [silent]
     again = store.get(silent)
     assert again.state == QUEUED and again.attempt == 1 and again.owner is None
-    assert set(store.uploads(silent)) == {"raw_data", "labels", "params"}  # kept for the rerun
+    assert set(stored_uploads(store, silent)) == {"raw_data", "labels", "params"}  # kept for the rerun
     assert store.get(alive).state == RUNNING and store.get(queued).state == QUEUED
 
     assert store.claim("runner-2").job_id == silent  # the oldest queued job: it runs again
@@ -353,7 +418,7 @@ def test_a_running_job_whose_process_went_silent_is_queued_again_then_failed(bac
     failed = store.get(silent)
     assert failed.state == FAILED and failed.error["error"] == "worker_lost"
     assert re.search(r"submit .*again", failed.error["message"]) and "2 times" in failed.error["message"]
-    assert store.uploads(silent) == {}
+    assert stored_uploads(store, silent) == {}
     # the process coming back late cannot overwrite the failure
     assert store.succeed(silent, {"modelId": 1}) is False
     assert checker.requeue_abandoned() == []  # nothing more to do
