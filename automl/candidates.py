@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,15 @@ HELD_OUT_PARTS = 5  # a first model's held-out score: the spread of 5 parts is i
 # Extraction with N worker processes ran 1.3-2x faster than in-process with N = 2.
 PROCESS_EFFICIENCY = 0.75
 ESTIMATE_SAMPLE_SERIES = 8
+
+
+class Extraction(NamedTuple):
+    """One engine's features, extracted once per job and read by every candidate on it."""
+
+    engine: object          # the fitted feature engine
+    matrix: pd.DataFrame    # its features, one row per series in the labels' order
+    seconds: float          # how long the extraction took
+    nbytes: int             # the matrix's size, what the memory model counts
 
 
 class TooSlowToFit(Exception):
@@ -107,11 +117,13 @@ class CandidatePool:
         self.rows = rows
         self.dask_address = dask_address
         self.estimate_extraction_s = estimate_extraction or self._estimate_extraction_s
-        self.extracted: dict[str, tuple[object, pd.DataFrame, float]] = {}
+        self.extracted: dict[str, Extraction] = {}
         self.tried: list[dict] = []
         self.skipped: dict[str, str] = {}
         self.widths: dict[str, float] = {}  # engines given fewer kernels to fit in memory
         self.compact_outcome: dict | None = None
+        self._scorers = {name: get_scorer(scoring) for name, scoring in (
+            ("score", scoring), ("accuracy", "accuracy"), ("roc_auc", "roc_auc_ovr"))}
         self._selections: dict[bytes, RelevanceSelector] = {}
         self._compacts: dict[bytes, list] = {}
 
@@ -133,18 +145,17 @@ class CandidatePool:
                         f"The {name} features could not be computed on this data with these "
                         f"settings ({type(err).__name__}: {excerpt(str(err), 200)}). Check the "
                         "series and the feature settings, or choose another engine.") from err
-                self.extracted[name] = (engine, matrix, time.perf_counter() - began)
+                self.extracted[name] = Extraction(engine, matrix, time.perf_counter() - began,
+                                                  int(matrix.memory_usage(index=False).sum()))
         if len(names) == 1:
-            engine, matrix, _ = self.extracted[names[0]]
-            return engine, matrix
+            return self.extracted[names[0]].engine, self.extracted[names[0]].matrix
         parts = [self.extracted[n] for n in names]
-        return (CombinedFeatures.from_fitted([p[0] for p in parts]),
-                pd.concat([p[1] for p in parts], axis=1))
+        return (CombinedFeatures.from_fitted([p.engine for p in parts]),
+                pd.concat([p.matrix for p in parts], axis=1))
 
     def extracted_bytes(self) -> dict[str, int]:
         """Bytes of each engine's feature matrix extracted so far (the ensemble may read any)."""
-        return {name: int(matrix.memory_usage(index=False).sum())
-                for name, (_, matrix, _) in self.extracted.items()}
+        return {name: extraction.nbytes for name, extraction in self.extracted.items()}
 
     @property
     def sampled(self) -> bool:
@@ -162,7 +173,7 @@ class CandidatePool:
         return values[self.rows] if self.sampled else values
 
     def extract_seconds(self, names) -> float:
-        return sum(self.extracted[n][2] for n in names if n in self.extracted)
+        return sum(self.extracted[n].seconds for n in names if n in self.extracted)
 
     def _estimate_extraction_s(self, name: str) -> float:
         """Seconds a full extraction would take, extrapolated from a few series extracted
@@ -242,7 +253,7 @@ class CandidatePool:
         fit_or_explain(fitted, values[self.rows], y[self.rows])
         serially(fitted)
         held_out = self._held_out_rows()
-        scores = {name: [] for name in self._scorers()}
+        scores = {name: [] for name in self._scorers}
         for part in np.array_split(held_out, HELD_OUT_PARTS):
             self._score(fitted, values[part], y[part], scores)
         metrics = {**{name: mean_score(v) for name, v in scores.items()},
@@ -273,7 +284,7 @@ class CandidatePool:
         prediction speed-ups it buys (estimated from the cost table)."""
         from . import feature_cost  # imports tsfresh: only once tsfresh ran
 
-        extracted = list(self.extracted[TSFRESH][1].columns)
+        extracted = list(self.extracted[TSFRESH].matrix.columns)
         self.compact_outcome = {
             "kept": kept, "featuresUsed": len(compact.columns),
             "cvScore": compact.metrics["score"], "fullCvScore": full.metrics["score"],
@@ -296,7 +307,7 @@ class CandidatePool:
         the standard error of the job's score, the out-of-fold probabilities, the fold
         scores, and the seconds its fits took per series."""
         y = self.y_cv
-        scores = {name: [] for name in self._scorers()}
+        scores = {name: [] for name in self._scorers}
         n_classes = len(np.unique(y))
         oof = np.full((len(y), n_classes), np.nan)
         failures, fit_seconds = [], []
@@ -331,17 +342,13 @@ class CandidatePool:
         return (metrics, (oof if not np.isnan(oof).all() else None), scores["score"],
                 float(np.mean(fit_seconds)) if fit_seconds else 0.0)
 
-    def _scorers(self) -> dict:
-        return {name: get_scorer(scoring) for name, scoring in (
-            ("score", self.scoring), ("accuracy", "accuracy"), ("roc_auc", "roc_auc_ovr"))}
-
     def _score(self, model, X, y, scores: dict) -> ValueError | None:
         """Append ``model``'s scores on (X, y) to ``scores``; all missing (and the error
         returned) if it cannot score them."""
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                values = {name: scorer(model, X, y) for name, scorer in self._scorers().items()}
+                values = {name: scorer(model, X, y) for name, scorer in self._scorers.items()}
         except ValueError as err:
             values, failed = dict.fromkeys(scores, np.nan), err
         else:
@@ -356,7 +363,7 @@ class CandidatePool:
         (as judged on those rows only), or its compact set, and every kernel feature."""
         if not selects:
             return list(matrix.columns)
-        tsfresh_columns = set(self.extracted[TSFRESH][1].columns)
+        tsfresh_columns = set(self.extracted[TSFRESH].matrix.columns)
         kept = set(self._compact(rows) if compact else self._selection(rows).selected_)
         # In the matrix's order: the fitted engine computes its columns in that order.
         return [c for c in matrix.columns if c not in tsfresh_columns or c in kept]
@@ -365,7 +372,7 @@ class CandidatePool:
         """tsfresh's relevance test on ``rows``, run once per fold for all candidates."""
         key = rows.tobytes()
         if key not in self._selections:
-            tsfresh_matrix = self.extracted[TSFRESH][1]
+            tsfresh_matrix = self.extracted[TSFRESH].matrix
             self._selections[key] = RelevanceSelector(self.params.selection.fdr_level).fit(
                 tsfresh_matrix.iloc[rows], self.y.to_numpy()[rows])
         return self._selections[key]
@@ -376,7 +383,7 @@ class CandidatePool:
 
         key = rows.tobytes()
         if key not in self._compacts:
-            tsfresh_matrix = self.extracted[TSFRESH][1]
+            tsfresh_matrix = self.extracted[TSFRESH].matrix
             self._compacts[key] = feature_cost.compact_set(
                 tsfresh_matrix.iloc[rows], self.y.to_numpy()[rows],
                 self._selection(rows).selected_)

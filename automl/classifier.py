@@ -78,6 +78,8 @@ class TimeSeriesClassifier(ClassifierMixin, BaseEstimator):
         ``PREDICT_CHUNK_SERIES`` series at a time, so that its features are never all held at
         once (an ensemble's are tens of thousands per series)."""
         check_is_fitted(self, "model_")
+        if len(X) <= PREDICT_CHUNK_SERIES:  # at most as many series as rows: one chunk
+            return self._predict_proba(X)
         codes, ids = pd.factorize(X[self.features_.input_columns().id])
         if len(ids) <= PREDICT_CHUNK_SERIES:
             return self._predict_proba(X)

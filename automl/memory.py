@@ -57,25 +57,35 @@ def fits(need_bytes: int, job_bytes: int) -> bool:
     return PROCESS_BYTES + need_bytes <= job_bytes
 
 
-def width_for(names, panel: Panel, extracted: dict[str, int], job_bytes: int) -> float | None:
-    """The width an engine set gets beside the ``extracted`` matrices (engine: bytes) already
-    held: 1.0 (all of it), less for a single engine that only fits narrowed, None if it does
-    not fit. A join is fitted on a joined copy of its parts, and is never narrowed."""
+def bytes_needed(names, panel: Panel, extracted: dict[str, int], width: float = 1.0) -> int:
+    """Feature bytes held while the engine set is fitted at ``width``, beside the ``extracted``
+    matrices (engine: bytes) already held; the process's own bytes not included. A single
+    engine not extracted yet is extracted at ``width`` and fitted on; a join is fitted on a
+    joined copy of its parts, and is never narrowed."""
     held = sum(extracted.values())
     if engines.narrowable(names) and names[0] not in extracted:
         full = engines.feature_bytes(names, panel.series, panel.channels, panel.length)
-        return width_that_fits(full, held, job_bytes)
+        return held + fitting_bytes(int(full * width))
     parts = {n: extracted.get(n) or engines.feature_bytes((n,), panel.series, panel.channels,
                                                            panel.length) for n in names}
     new = sum(size for n, size in parts.items() if n not in extracted)
     fitted = fitting_bytes(sum(parts.values())) if len(names) > 1 else fitting_bytes(new) - new
-    return 1.0 if fits(held + new + fitted, job_bytes) else None
+    return int(held + new + fitted)
+
+
+def width_for(names, panel: Panel, extracted: dict[str, int], job_bytes: int) -> float | None:
+    """The width an engine set gets beside the ``extracted`` matrices already held: 1.0 (all
+    of it), less for a single engine that only fits narrowed, None if it does not fit."""
+    if engines.narrowable(names) and names[0] not in extracted:
+        full = engines.feature_bytes(names, panel.series, panel.channels, panel.length)
+        return width_that_fits(full, sum(extracted.values()), job_bytes)
+    return 1.0 if fits(bytes_needed(names, panel, extracted), job_bytes) else None
 
 
 def narrowest_bytes(names, panel: Panel) -> int:
-    """Feature bytes of an engine set at the narrowest width it may be given."""
-    full = engines.feature_bytes(names, panel.series, panel.channels, panel.length)
-    return int(full * MIN_WIDTH) if engines.narrowable(names) else full
+    """What an engine set needs (``bytes_needed``) alone, at the narrowest width it may get:
+    the least any run could give it."""
+    return bytes_needed(names, panel, {}, MIN_WIDTH if engines.narrowable(names) else 1.0)
 
 
 def refuse_what_cannot_fit(params, panel: Panel, job_memory_mb: int) -> None:
@@ -88,8 +98,7 @@ def refuse_what_cannot_fit(params, panel: Panel, job_memory_mb: int) -> None:
     else:
         options = [engine if isinstance(engine, tuple) else (engine,)]
     job_bytes = job_memory_mb * MIB
-    need = {names: PROCESS_BYTES + fitting_bytes(narrowest_bytes(names, panel))
-            for names in options}
+    need = {names: PROCESS_BYTES + narrowest_bytes(names, panel) for names in options}
     cheapest = min(need, key=need.get)
     if need[cheapest] <= job_bytes:
         return

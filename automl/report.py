@@ -91,10 +91,10 @@ def _ensemble_parts(pool, selection: Selection):
     needed: dict[str, set] = {}
     for member in selection.members:
         for name in member.names:
-            own = set(pool.extracted[name][1].columns)
+            own = set(pool.extracted[name].matrix.columns)
             needed.setdefault(name, set()).update(c for c in member.columns if c in own)
-    engines = [pool.extracted[name][0].narrowed(
-                   [c for c in pool.extracted[name][1].columns if c in needed[name]])
+    engines = [pool.extracted[name].engine.narrowed(
+                   [c for c in pool.extracted[name].matrix.columns if c in needed[name]])
                for name in sorted(needed, key=JOIN_ORDER.index)]
     features = engines[0] if len(engines) == 1 else CombinedFeatures.from_fitted(engines)
     position = {c: i for i, c in enumerate(features.output_columns())}

@@ -76,6 +76,26 @@ def test_a_width_below_a_tenth_is_not_offered():
     assert memory.width_that_fits(full, job, job) is None  # what is held counts
 
 
+@pytest.mark.parametrize("engine", ["minirocket", "tsfresh", "[multirocket, hydra]"])
+def test_submission_refuses_exactly_the_jobs_the_run_could_not_fit(engine):
+    """One memory model: an upload accepted at submission is one the run finds a width for,
+    and one refused is one it would have had to skip (a join needs its parts and a joined
+    copy, more than its features alone)."""
+    params = parse_training_params(f"extract_features: {{engine: {engine}}}".encode())
+    names = params.features.engine
+    names = names if isinstance(names, tuple) else (names,)
+    panel = memory.Panel(series=2_000, channels=1, length=150)
+    least = int(memory.PROCESS_BYTES + memory.narrowest_bytes(names, panel))
+    for job_mb in np.linspace(0.5 * least / MIB, 2 * least / MIB, 61).astype(int):
+        runs = memory.width_for(names, panel, {}, job_mb * MIB) is not None
+        try:
+            memory.refuse_what_cannot_fit(params, panel, job_mb)
+            accepted = True
+        except memory.PayloadTooLarge:
+            accepted = False
+        assert accepted == runs, (engine, job_mb)
+
+
 @pytest.fixture
 def app_overrides():
     # Room for 500 series of 30 points with the narrowest MiniRocket, not for 2,000.
