@@ -132,20 +132,22 @@ def read_raw_data(payload: bytes | BinaryIO, *, filename: str | None = None,
                   (columns.sort, "column_sort"), (columns.kind, "column_kind")]
         table = _read_table(payload, filename, content_type, field, needed,
                             [name for name, _ in needed if name is not None])
-    ids = text_keys(table[columns.id], field, columns.id)
+    # Each column is dropped from the upload's table once converted: a large upload is
+    # never held twice over.
+    ids = text_keys(table.pop(columns.id), field, columns.id)
     if max_series is not None and (n_series := ids.nunique()) > max_series:
         raise _too_many_series(field, n_series, max_series)
     out = pd.DataFrame({columns.id: ids})
     if columns.sort:
-        out[columns.sort] = _times(table[columns.sort], ids, field, columns.sort)
+        out[columns.sort] = _times(table.pop(columns.sort), ids, field, columns.sort)
     if columns.kind:
-        kinds = text_keys(table[columns.kind], field, columns.kind)
+        kinds = text_keys(table.pop(columns.kind), field, columns.kind)
         if (bad := kinds[kinds.str.contains("__", regex=False)]).size:
             raise InvalidData(f"{field} column {columns.kind!r} has the channel {excerpt(bad.iloc[0])}: "
                               "channel names must not contain '__', which tsfresh uses to join "
                               "channel and feature names. Rename that channel.")
         out[columns.kind] = kinds
-    out[columns.value] = _floats(table[columns.value], ids, field, columns.value)
+    out[columns.value] = _floats(table.pop(columns.value), ids, field, columns.value)
     del table  # the upload's own columns: only ``out`` is needed from here
 
     # tsfresh cannot take NaN or inf, so drop them, but not so many that a series vanishes.
@@ -161,14 +163,30 @@ def read_raw_data(payload: bytes | BinaryIO, *, filename: str | None = None,
 
     # Series in order of first appearance; within one, by time or else in file order. One
     # gather at the end: the finite rows, in that order.
+    all_finite = bool(finite.all())
     kept = np.flatnonzero(finite)
+    series_codes = pd.factorize(out[columns.id] if all_finite else out[columns.id].iloc[kept])[0]
+    times = out[columns.sort].to_numpy() if columns.sort else None
+    if all_finite and _in_order(series_codes, times):
+        out.index = pd.RangeIndex(len(out))  # as the gather's would be, whatever the file's was
+        return out  # the usual file: series one after another, each in time order
     rows = kept
     if columns.sort:
-        rows = rows[np.argsort(out[columns.sort].to_numpy()[rows], kind="stable")]
+        rows = rows[np.argsort(times[rows], kind="stable")]
     series_of = np.zeros(len(out), dtype=np.int64)
-    series_of[kept] = pd.factorize(out[columns.id].iloc[kept])[0]
+    series_of[kept] = series_codes
     rows = rows[np.argsort(series_of[rows], kind="stable")]
     return out.take(rows).reset_index(drop=True)
+
+
+def _in_order(series_codes: np.ndarray, times: np.ndarray | None) -> bool:
+    """Whether rows are grouped by series (codes numbered by first appearance never go down)
+    and, within each, in time order: then the gather would copy them as they are."""
+    step = np.diff(series_codes)
+    if (step < 0).any():
+        return False
+    # Compared, not differenced: a difference of unsigned times would wrap round.
+    return times is None or bool((times[1:] >= times[:-1])[step == 0].all())
 
 
 def _too_many_series(field: str, n_series: int, max_series: int) -> PayloadTooLarge:
@@ -188,7 +206,9 @@ def _wide_to_long(table: pd.DataFrame, columns: Columns, field: str,
                           f"other than {' and '.join(map(repr, keys))} (and {columns.label!r}) "
                           "holds one time step. Send one column per time step, or set "
                           "layout: long for one row per measurement.")
-    ids = text_keys(table[columns.id], field, columns.id)
+    # Each column is dropped from the upload's table once converted: a large upload is
+    # never held twice over.
+    ids = text_keys(table.pop(columns.id), field, columns.id)
     if max_series is not None and (n_series := ids.nunique()) > max_series:
         raise _too_many_series(field, n_series, max_series)
     key_frame = pd.DataFrame({"id": ids})
@@ -227,7 +247,7 @@ def read_labels(payload: bytes | BinaryIO, *, filename: str | None = None,
     needed = [(columns.id, "column_id"), (columns.label, "column_label")]
     table = _read_table(payload, filename, content_type, field, needed,
                         [columns.id, columns.label])
-    ids = text_keys(table[columns.id], field, columns.id)
+    ids = text_keys(table[columns.id], field, columns.id)  # not popped: it may be the label too
     raw = table[columns.label]
     if raw.isna().any():
         raise InvalidData(f"{field} has no {columns.label!r} for series "

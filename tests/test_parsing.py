@@ -286,3 +286,24 @@ def test_missing_label_names_the_series():
 def test_missing_labels_column_names_it_and_the_parameter(columns, missing, key):
     refused(read_labels, b'{"example_id": {"0": 1}, "class": {"0": 1}}', "labels",
             f"no column '{missing}'", "columns found: example_id, class", key, columns=columns)
+
+
+@pytest.mark.parametrize("times", [[1, 2, 0, 1], [2**64 - 1, 2**64 - 2, 0, 1]],
+                         ids=["int64", "uint64"])
+def test_a_file_already_in_order_comes_back_as_a_reordered_one_would(times):
+    # Rows grouped by series, times going back only where a new series starts: returned as
+    # read. A time going back inside a series (the uint64 case) is still sorted.
+    csv = "example_id,time,measurement\n" + "".join(
+        f"{s},{t},{v}\n" for s, t, v in zip("aabb", times, [1, 2, 3, 4]))
+    parsed = read_raw_data(csv.encode(), columns=Columns(sort="time"))
+    expected = sorted(zip("aabb", times, [1, 2, 3, 4]), key=lambda row: (row[0], row[1]))
+    assert parsed["measurement"].tolist() == [v for *_, v in expected]
+    assert parsed.index.equals(pd.RangeIndex(4))
+
+
+def test_a_parquet_files_own_index_is_not_carried_into_the_series():
+    frame = pd.DataFrame({"example_id": ["a", "a"], "measurement": [1.0, 2.0]},
+                         index=pd.Index([7, 3], name="row"))
+    parsed = read_raw_data(frame.to_parquet(), filename="raw.parquet")
+    assert parsed.index.equals(pd.RangeIndex(2))
+    assert parsed["measurement"].tolist() == [1.0, 2.0]
