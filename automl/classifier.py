@@ -14,6 +14,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.validation import check_is_fitted
 
+from .probabilities import class_probabilities
+
 # Series predicted at once: bounds the feature matrix a large prediction upload builds.
 PREDICT_CHUNK_SERIES = 2_048
 
@@ -89,7 +91,7 @@ class TimeSeriesClassifier(ClassifierMixin, BaseEstimator):
 
     def _predict_proba(self, X: pd.DataFrame) -> pd.DataFrame:
         matrix = self.features_.transform(X)
-        return pd.DataFrame(self.model_.predict_proba(matrix.to_numpy()), index=matrix.index,
+        return pd.DataFrame(class_probabilities(self.model_, matrix.to_numpy()), index=matrix.index,
                             columns=self.classes_)
 
     def predict(self, X: pd.DataFrame) -> pd.Series:

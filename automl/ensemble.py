@@ -24,6 +24,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, log_loss, roc_auc_score
 
 from .candidates import mean_score, standard_error
+from .probabilities import class_probabilities
 
 # HIVE-COTE's exponent; on the development sets' resamples it beat Caruana's greedy selection
 # and the best single candidate (docs/benchmarks.md, "ensemble rules").
@@ -155,7 +156,7 @@ class WeightedEnsemble(ClassifierMixin, BaseEstimator):
         temperatures = self.temperatures or (1.0,) * len(self.weights)
         total = sum(w * (p if t == 1 else scaled(p, t))
                     for m, c, w, t in zip(self.members_, self.columns, self.weights, temperatures)
-                    for p in [m.predict_proba(X[:, list(c)])])
+                    for p in [class_probabilities(m, X[:, list(c)])])
         return total / sum(self.weights)
 
     def predict(self, X):

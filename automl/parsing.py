@@ -152,18 +152,20 @@ def read_raw_data(payload: bytes | BinaryIO, *, filename: str | None = None,
 
     # tsfresh cannot take NaN or inf, so drop them, but not so many that a series vanishes.
     finite = np.isfinite(out[columns.value].to_numpy())
-    series = [out[columns.id]] + ([out[columns.kind]] if columns.kind else [])
-    has_finite = pd.Series(finite).groupby(series, sort=False).any()
-    if not has_finite.all():
-        empty = has_finite.index[~has_finite.to_numpy()][0]
-        where = (f"series {excerpt(empty[0])} channel {excerpt(empty[1])}" if columns.kind
-                 else f"series {excerpt(empty)}")
-        raise InvalidData(f"{field} {where} has no finite {columns.value!r} value (all missing, "
-                          "NaN or infinite). Remove the series or fill in its measurements.")
+    all_finite = bool(finite.all())
+    if not all_finite:
+        series = [out[columns.id]] + ([out[columns.kind]] if columns.kind else [])
+        has_finite = pd.Series(finite).groupby(series, sort=False).any()
+        if not has_finite.all():
+            empty = has_finite.index[~has_finite.to_numpy()][0]
+            where = (f"series {excerpt(empty[0])} channel {excerpt(empty[1])}" if columns.kind
+                     else f"series {excerpt(empty)}")
+            raise InvalidData(f"{field} {where} has no finite {columns.value!r} value (all "
+                              "missing, NaN or infinite). Remove the series or fill in its "
+                              "measurements.")
 
     # Series in order of first appearance; within one, by time or else in file order. One
     # gather at the end: the finite rows, in that order.
-    all_finite = bool(finite.all())
     kept = np.flatnonzero(finite)
     series_codes = pd.factorize(out[columns.id] if all_finite else out[columns.id].iloc[kept])[0]
     times = out[columns.sort].to_numpy() if columns.sort else None

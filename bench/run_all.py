@@ -18,7 +18,7 @@ from pathlib import Path
 
 from common import ROOT, machine
 
-BENCHMARKS = ("features", "serving", "overload", "transforms", "training", "accuracy",
+BENCHMARKS = ("features", "serving", "overload", "transforms", "uploads", "training", "accuracy",
               "ensemble_rules", "resamples")  # quickest first
 # Options beyond --out/--smoke: training is measured with the engine a user should pick.
 OPTIONS = {"training": ["--engine", "auto"]}

@@ -155,7 +155,7 @@ def memory_rows(smoke: bool) -> list[dict]:
     n, length = (64, 200) if smoke else (2000, 1000)
     rows = []
     for kind in ("Hydra", "QUANT"):
-        for batch in ((8, n) if smoke else (16, 256, n)):
+        for batch in ((n,) if smoke else (16, 256, n)):
             code = MEMORY_CHILD.format(root=str(ROOT), kind=kind, n=n, length=length,
                                        batch=batch)
             output = subprocess.run([sys.executable, "-c", code], capture_output=True,

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ("features", "serving", "overload", "transforms", "training", "accuracy",
+BENCHMARKS = ("features", "serving", "overload", "transforms", "uploads", "training", "accuracy",
               "ensemble_rules", "resamples")
 
 
