@@ -132,23 +132,25 @@ def read_raw_data(payload: bytes | BinaryIO, *, filename: str | None = None,
                   (columns.sort, "column_sort"), (columns.kind, "column_kind")]
         table = _read_table(payload, filename, content_type, field, needed,
                             [name for name, _ in needed if name is not None])
-    # Each column is dropped from the upload's table once converted: a large upload is
-    # never held twice over.
-    ids = text_keys(table.pop(columns.id), field, columns.id)
+    # Each column is let go once converted: a large upload is never held twice over.
+    parts = dict(table.items())
+    del table
+    ids = text_keys(parts.pop(columns.id), field, columns.id)
     if max_series is not None and (n_series := ids.nunique()) > max_series:
         raise _too_many_series(field, n_series, max_series)
-    out = pd.DataFrame({columns.id: ids})
+    converted = {columns.id: ids.array}  # arrays, not Series: nothing is aligned on an index
     if columns.sort:
-        out[columns.sort] = _times(table.pop(columns.sort), ids, field, columns.sort)
+        converted[columns.sort] = _times(parts.pop(columns.sort), ids, field, columns.sort).array
     if columns.kind:
-        kinds = text_keys(table.pop(columns.kind), field, columns.kind)
+        kinds = text_keys(parts.pop(columns.kind), field, columns.kind)
         if (bad := kinds[kinds.str.contains("__", regex=False)]).size:
             raise InvalidData(f"{field} column {columns.kind!r} has the channel {excerpt(bad.iloc[0])}: "
                               "channel names must not contain '__', which tsfresh uses to join "
                               "channel and feature names. Rename that channel.")
-        out[columns.kind] = kinds
-    out[columns.value] = _floats(table.pop(columns.value), ids, field, columns.value)
-    del table  # the upload's own columns: only ``out`` is needed from here
+        converted[columns.kind] = kinds.array
+    converted[columns.value] = _floats(parts.pop(columns.value), ids, field, columns.value).array
+    out = pd.DataFrame(converted, copy=False)
+    del parts, converted
 
     # tsfresh cannot take NaN or inf, so drop them, but not so many that a series vanishes.
     finite = np.isfinite(out[columns.value].to_numpy())
@@ -287,8 +289,7 @@ def _read_table(source: bytes | BinaryIO, filename: str | None, content_type: st
         if table.empty:
             raise _no_rows(field)
         _require(list(table.columns), field, needed)
-        if wanted is not None:
-            table = table[list(dict.fromkeys(wanted))]
+        table = _only(table, wanted)
     elif _mime(content_type) in PARQUET_TYPES or _suffix(filename) == ".parquet":
         raise InvalidData(f"{field} is labelled Parquet but is not a Parquet file (it does not "
                           f"start with {PARQUET_MAGIC.decode()}); it may be cut short. {EXPECTED}")
@@ -298,6 +299,14 @@ def _read_table(source: bytes | BinaryIO, filename: str | None, content_type: st
     if table.empty:
         raise _no_rows(field)
     return table
+
+
+def _only(table: pd.DataFrame, wanted: list[str] | None) -> pd.DataFrame:
+    """The ``wanted`` columns of ``table`` (None: all); the table itself when it has no others,
+    since selecting costs as much as parsing a small upload."""
+    if wanted is None or set(table.columns) == set(wanted):
+        return table
+    return table[list(dict.fromkeys(wanted))]
 
 
 def _no_rows(field: str) -> InvalidData:
@@ -339,18 +348,31 @@ def _suffix(filename: str | None) -> str:
     return PurePath(filename or "").suffix.lower()
 
 
+# Below this a CSV is read in one pass, all its columns: the header's own pass cost as much.
+SMALL_CSV_BYTES = 1 << 20
+
+
 def _csv_table(source, field: str, needed, wanted: list[str] | None) -> pd.DataFrame:
     stream = _as_file(source)
     start = stream.tell()
+    # round_trip: pandas' fast float parser can be off by one ulp, which is enough to score a
+    # CSV upload differently from the same numbers sent as JSON.
+    options = dict(encoding="utf-8-sig", float_precision="round_trip")
     try:
+        if _size(stream) <= SMALL_CSV_BYTES:  # read once, every column (a prediction's upload)
+            table = pd.read_csv(stream, **options)
+            table.columns = [str(c) for c in table.columns]
+            if table.empty:
+                raise _no_rows(field)
+            _require(list(table.columns), field, needed)
+            return _only(table, wanted)
+        # Large: the header checked first, then only the columns needed are read.
         first = pd.read_csv(stream, nrows=1, encoding="utf-8-sig")
         if first.empty:
             raise _no_rows(field)
         _require([str(c) for c in first.columns], field, needed)
         stream.seek(start)
-        # round_trip: pandas' fast float parser can be off by one ulp, which is enough to
-        # score a CSV upload differently from the same numbers sent as JSON.
-        table = pd.read_csv(stream, encoding="utf-8-sig", float_precision="round_trip",
+        table = pd.read_csv(stream, **options,
                             usecols=None if wanted is None else list(dict.fromkeys(wanted)))
     except UnicodeDecodeError:
         raise InvalidData(f"{field} is not UTF-8 text. {EXPECTED}") from None

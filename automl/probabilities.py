@@ -1,9 +1,9 @@
 """Class probabilities of a fitted model, without the per-call machinery that costs more than
 the model on a small batch.
 
-sklearn's forests predict through joblib even with one worker, and wrap every tree's call in
-a configuration context and warning filters: on a one-series request that is most of the
-request's time (docs/benchmarks.md, "Serving overhead"). Up to ``SMALL_BATCH`` rows the trees
+sklearn's forests predict through joblib even with one worker, wrap every tree's call in a
+configuration context and warning filters, and check every tree as they go: on a one-series
+request that was most of the request's time (docs/benchmarks.md, "Serving overhead"). Up to ``SMALL_BATCH`` rows the trees
 are summed here instead, in the same order and with the same arithmetic as sklearn's one-worker
 path, so the probabilities are the same to the last bit. Everything else is the model's own
 ``predict_proba``.
@@ -29,7 +29,9 @@ def class_probabilities(model, X) -> np.ndarray:
         X = model._validate_X_predict(X)  # what the forest's predict_proba checks first
         total = np.zeros((X.shape[0], model.n_classes_), dtype=np.float64)
         for tree in model.estimators_:
-            total += tree.predict_proba(X, check_input=False)
+            # A tree's predict_proba with check_input=False, less its checks (the forest's
+            # above cover them): its leaves' class fractions, its classes' columns.
+            total += tree.tree_.predict(X)[:, :tree.n_classes_]
         total /= len(model.estimators_)
         return total
     return model.predict_proba(X)

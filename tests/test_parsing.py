@@ -307,3 +307,23 @@ def test_a_parquet_files_own_index_is_not_carried_into_the_series():
     parsed = read_raw_data(frame.to_parquet(), filename="raw.parquet")
     assert parsed.index.equals(pd.RangeIndex(2))
     assert parsed["measurement"].tolist() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("csv", [
+    b"example_id,time,measurement,extra\nb,1,3,x\nb,0,2,y\na,0,1,z\n",
+    b"\xef\xbb\xbfmeasurement,example_id,time\n1.5,a,0\n",
+    b"example_id,time\n",                      # no rows
+    b"example_id,time,value\na,0,1\n",         # no measurement column
+    b"example_id,time,measurement\na,0,\"x\n",  # not readable
+])
+def test_a_small_csv_read_in_one_pass_reads_as_a_large_one_does(monkeypatch, csv):
+    def parsed():
+        try:
+            frame = read_raw_data(csv, columns=Columns(sort="time"))
+            return frame.to_dict("list"), list(frame.columns)
+        except InvalidData as err:
+            return type(err), str(err).split(" (")[0]
+
+    one_pass = parsed()
+    monkeypatch.setattr("automl.parsing.SMALL_CSV_BYTES", 0)  # header first, then the columns
+    assert parsed() == one_pass
