@@ -27,6 +27,7 @@ import logging
 import multiprocessing
 import sys
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -216,7 +217,7 @@ class TsfreshFeatures(FeatureEngine):
             if processes:
                 features = _extract_in_processes(X, self.column_id, processes, options, settings)
             else:
-                features = extract_features(X, n_jobs=0, **options, **settings)
+                features = _extract_here(X, options, settings)
         features.index = features.index.astype(str)
         return features.astype(np.float64)
 
@@ -291,6 +292,38 @@ def _extract_in_processes(X: pd.DataFrame, column_id: str, processes: int, optio
                               chunksize=1)
     features = pd.concat(tables)
     return features.sort_index()  # tsfresh's order: by series id
+
+
+def _extract_here(X: pd.DataFrame, options: dict, settings: dict) -> pd.DataFrame:
+    """``extract_features(X, n_jobs=0, ...)``, the same frame: tsfresh's own per-series step
+    (``_do_extraction_on_chunk``) on each series in tsfresh's order, and its pivot (a column
+    per feature as computed, rows by id), without its data adapter, distributor and progress
+    machinery, whose fixed cost was most of a one-series prediction's extraction."""
+    from tsfresh.feature_extraction.extraction import _do_extraction_on_chunk
+
+    default, per_kind = settings.get("default_fc_parameters"), settings.get("kind_to_fc_parameters")
+    if default is None:  # as extract_features: everything, unless only per-channel settings
+        default = fc_settings.ComprehensiveFCParameters() if per_kind is None else {}
+    column_id, column_kind = options["column_id"], options["column_kind"]
+    column_value = options["column_value"]
+    keys = [column_id] + ([column_kind] if column_kind else [])
+    rows: dict = {}      # series id -> its row, in the order tsfresh's groupby gives them
+    columns: dict = {}   # feature -> its column, in the order first computed (tsfresh's pivot)
+    found = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # extract_features' show_warnings=False
+        for key, values in X.groupby(keys)[column_value]:  # sorted by id (and channel)
+            kind = str(key[1]) if column_kind else column_value
+            for series_id, name, value in _do_extraction_on_chunk(
+                    (key[0], kind, values), default, per_kind, show_warnings=False):
+                found.append((rows.setdefault(series_id, len(rows)),
+                              columns.setdefault(name, len(columns)), value))
+    matrix = np.full((len(rows), len(columns)), np.nan)
+    for row, column, value in found:
+        matrix[row, column] = value
+    features = pd.DataFrame(matrix, index=pd.Index(list(rows)).astype(X[column_id].dtype),
+                            columns=list(columns))
+    return features.sort_index()
 
 
 def _extract_part(X: pd.DataFrame, options: dict, settings: dict) -> pd.DataFrame:

@@ -263,3 +263,26 @@ def test_series_are_split_whole_and_balanced():
     owners = [set(p["id"]) for p in parts]
     assert all(not (a & b) for i, a in enumerate(owners) for b in owners[i + 1:])
     assert len(_split_by_series(raw, "id", 100)) == 10  # never more parts than series
+
+
+@pytest.mark.parametrize("channels", [True, False], ids=["channels", "one channel"])
+def test_extraction_here_is_tsfreshs_extract_features_frame_for_frame(channels):
+    from tsfresh import extract_features
+
+    from automl.features import _extract_here
+
+    raw, _ = _channels_frame(n_series=6)
+    raw = raw.sort_values("time", kind="stable").drop(columns="time")
+    raw["id"] = raw["id"].astype(str)
+    if not channels:
+        raw = raw[raw["kind"] == "x"].drop(columns="kind")
+    options = dict(column_id="id", column_sort=None, column_kind="kind" if channels else None,
+                   column_value="value", disable_progressbar=True)
+    efficient = resolve_fc_parameters("efficient")
+    kinds = ["x", "y"] if channels else ["value"]
+    for settings in ({"default_fc_parameters": efficient},  # training: every calculator
+                     {"kind_to_fc_parameters": {k: {"mean": None, "quantile": [{"q": 0.2}]}
+                                                for k in kinds}}):  # a prediction's selection
+        pd.testing.assert_frame_equal(_extract_here(raw, options, settings),
+                                      extract_features(raw, n_jobs=0, **options, **settings),
+                                      check_exact=True)
