@@ -2,7 +2,8 @@
 
     make bench                               (= .venv/bin/python bench/run_all.py)
     .venv/bin/python bench/run_all.py --only serving features
-    .venv/bin/python bench/run_all.py --smoke --out /tmp/x   (what CI runs: tiny, figures meaningless)
+    .venv/bin/python bench/run_all.py --smoke --jobs 2 --out /tmp/x   (what CI runs: tiny runs,
+                                             two at a time, figures meaningless)
 
 The full run takes about 80 minutes on 2 cores (the accuracy benchmark trains 21 jobs with 1- and
 5-minute budgets, the resamples benchmark 30 with 1 minute). Run it on an otherwise idle machine:
@@ -13,7 +14,9 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from common import ROOT, machine
@@ -31,21 +34,39 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", choices=BENCHMARKS, default=list(BENCHMARKS))
     parser.add_argument("--out", type=Path, default=DOCS / "benchmarks",
                         help="where each benchmark writes <name>.md/.png/.json")
+    parser.add_argument("--jobs", type=int, default=1, choices=range(1, 5), metavar="1-4",
+                        help="smoke runs at once (CI); the timed runs need the machine to "
+                             "themselves")
     args = parser.parse_args()
+    if args.jobs > 1 and not args.smoke:
+        parser.error("--jobs is for --smoke runs: a benchmark's figures are timings")
     args.out.mkdir(parents=True, exist_ok=True)
-    seconds = {}
-    for name in args.only:
-        began = time.monotonic()
-        command = [sys.executable, str(ROOT / "bench" / f"{name}.py"), "--out", str(args.out),
-                   *OPTIONS.get(name, [])]
-        print(f"\n=== {name}: {' '.join(command[1:])}{' --smoke' if args.smoke else ''}",
-              flush=True)
-        subprocess.run(command + (["--smoke"] if args.smoke else []), check=True, cwd=ROOT)
-        seconds[name] = time.monotonic() - began
+    with ThreadPoolExecutor(args.jobs) as pool:
+        seconds = dict(pool.map(lambda name: _run(name, args), args.only))
     page = args.out.parent / f"{args.out.name}.md"
     page.write_text(_page(args.out, seconds, args.smoke))
     print(f"\nwrote {page}")
     return 0
+
+
+def _run(name: str, args) -> tuple[str, float]:
+    """Run one benchmark; with several at once, its output is printed whole when it ends."""
+    began = time.monotonic()
+    command = [sys.executable, str(ROOT / "bench" / f"{name}.py"), "--out", str(args.out),
+               *OPTIONS.get(name, []), *(["--smoke"] if args.smoke else [])]
+    header = f"\n=== {name}: {' '.join(command[1:])}"
+    if args.jobs == 1:
+        print(header, flush=True)
+        subprocess.run(command, check=True, cwd=ROOT)
+    else:
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        with _PRINTING:
+            print(header, done.stdout, done.stderr, sep="\n", flush=True)
+        done.check_returncode()
+    return name, time.monotonic() - began
+
+
+_PRINTING = threading.Lock()
 
 
 def _page(out: Path, seconds: dict, smoke: bool) -> str:

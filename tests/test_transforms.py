@@ -182,3 +182,18 @@ def _quant_reference(X, depth, divisor):
                 features.append(values)
         rows.append(np.concatenate(features))
     return np.array(rows)
+
+
+@pytest.mark.parametrize("length", [3, 16, 150, 301])
+def test_quant_gives_the_per_interval_values_exactly(length):
+    # Intervals of one length are computed together; each interval on its own is the definition.
+    from automl.quant import _n_quantiles, _quantiles, representations
+
+    X = np.random.default_rng(length).normal(size=(5, 2, length))
+    transformer = QuantTransformer().fit(X)
+    one_by_one = []
+    for Z, intervals in zip(representations(X), transformer.intervals_):
+        for a, b in intervals:
+            one_by_one.append(_quantiles(Z[..., a:b], _n_quantiles(b - a, 4)))
+    expected = np.concatenate(one_by_one, axis=-1).astype(np.float32).reshape(len(X), -1)
+    np.testing.assert_array_equal(transformer.transform(X), expected)
