@@ -91,8 +91,8 @@ class TimeSeriesClassifier(ClassifierMixin, BaseEstimator):
 
     def _predict_proba(self, X: pd.DataFrame) -> pd.DataFrame:
         matrix = self.features_.transform(X)
-        return pd.DataFrame(class_probabilities(self.model_, matrix.to_numpy()), index=matrix.index,
-                            columns=self.classes_)
+        return pd.DataFrame(class_probabilities(self.model_, matrix.to_numpy()),
+                            index=matrix.index, columns=self.classes_)
 
     def predict(self, X: pd.DataFrame) -> pd.Series:
         proba = self.predict_proba(X)

@@ -3,15 +3,15 @@ the model on a small batch.
 
 sklearn's forests predict through joblib even with one worker, wrap every tree's call in a
 configuration context and warning filters, and check every tree as they go: on a one-series
-request that was most of the request's time (docs/benchmarks.md, "Serving overhead"). Up to ``SMALL_BATCH`` rows the trees
-are summed here instead, in the same order and with the same arithmetic as sklearn's one-worker
-path, so the probabilities are the same to the last bit. Everything else is the model's own
-``predict_proba``.
+request that was most of the request's time (docs/benchmarks.md, "Serving overhead"). Up to
+``SMALL_BATCH`` rows the trees are summed here instead, in the same order and with the same
+arithmetic as sklearn's one-worker path, so the probabilities are the same to the last bit.
+Everything else is the model's own ``predict_proba``.
 """
 from __future__ import annotations
 
 import numpy as np
-from sklearn.ensemble._forest import ForestClassifier
+from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 from sklearn.pipeline import Pipeline
 
 SMALL_BATCH = 256  # rows; above it the trees' own work dominates and sklearn's path is kept
@@ -38,6 +38,6 @@ def class_probabilities(model, X) -> np.ndarray:
 
 
 def _small_forest_batch(model, X) -> bool:
-    return (isinstance(model, ForestClassifier) and hasattr(model, "estimators_")
-            and getattr(model, "n_outputs_", None) == 1 and len(X) <= SMALL_BATCH
-            and hasattr(model, "_validate_X_predict"))
+    return (isinstance(model, (ExtraTreesClassifier, RandomForestClassifier))
+            and hasattr(model, "estimators_") and getattr(model, "n_outputs_", None) == 1
+            and len(X) <= SMALL_BATCH and hasattr(model, "_validate_X_predict"))
