@@ -18,10 +18,11 @@ def create_app(overrides: dict | None = None) -> Flask:
     from .errors import register_error_handlers
     from .params import Limits
     from .runner import JobRunner
-    from .serving import FiniteJSONProvider, UploadDeadline
+    from .serving import FiniteJSONProvider, UploadDeadline, prepare_native_threads
     from .state import open_state
 
     logging.basicConfig(level=logging.INFO)
+    prepare_native_threads()
     app = Flask(__name__)
     app.json = FiniteJSONProvider(app)
     app.config.from_mapping(config.from_environment())

@@ -4,7 +4,9 @@ The server is gunicorn with a gevent worker (``gevent_worker``): a waiting reque
 greenlet, not one of a few threads.
 
 * ``run_blocking``: CPU-bound work of a request (parsing an upload, predicting) runs in a
-  native thread, so the event loop keeps answering other requests meanwhile.
+  native thread, so the event loop keeps answering other requests meanwhile;
+  ``prepare_native_threads`` first does, in the main thread, what libraries would otherwise
+  do under a lock in the first of those threads.
 * ``UploadDeadline``: a request body must arrive within a total time and without long
   pauses, so slow clients cannot hold connections open for ever (408 otherwise).
 * ``client_gone``: whether the client of a waiting request has hung up.
@@ -50,6 +52,16 @@ def run_blocking(function, *args, **kwargs):
     if not succeeded:
         raise value
     return value
+
+
+def prepare_native_threads() -> None:
+    """Initialise, once and in the calling (main) thread, what libraries initialise lazily
+    under a ``threading`` lock: under gevent that lock is gevent's, which native threads
+    cannot share, and two ``run_blocking`` threads meeting at it hung for ever (pyarrow's
+    pandas integration, on the first text column a request parsed)."""
+    import pyarrow
+
+    pyarrow.array(["x"], from_pandas=True)  # pyarrow's pandas shim: imported under its lock
 
 
 def _outcome(function, args, kwargs):

@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -110,6 +111,42 @@ def test_many_waiting_trainings_do_not_starve_predictions_and_listings(tmp_path)
         for answer in answers:  # each waiting client learns its job was cancelled, in JSON
             json_error(answer.result(timeout=60), 409, "cancelled")
         waiting.shutdown()
+
+
+PYARROW_LOCK_CHILD = """
+import threading
+real, taken = threading.Lock, []
+
+class Spy:  # pyarrow's own locks, made at its import: which threads take them
+    def __init__(self):
+        self.lock = real()
+    def __enter__(self):
+        taken.append(threading.current_thread().name)
+        return self.lock.__enter__()
+    def __exit__(self, *exc):
+        return self.lock.__exit__(*exc)
+
+threading.Lock = Spy
+import pyarrow
+threading.Lock = real
+from automl import create_app
+from automl.parsing import read_raw_data
+create_app({"MODEL_DIR": %r, "SECRET_KEY": "x", "RUN_JOBS": False})
+worker = threading.Thread(name="request", target=read_raw_data,
+                          args=(b'{"example_id": {"0": "a"}, "measurement": {"0": 1.0}}',))
+worker.start(); worker.join()
+print(",".join(taken))
+"""
+
+
+def test_no_request_thread_takes_the_lock_pyarrow_initialises_pandas_under(tmp_path):
+    # Under gevent that lock is gevent's, which native threads cannot share: two request
+    # threads meeting at it hung, and their trainings were never queued. The app takes it once,
+    # in the main thread, before any request.
+    taken = subprocess.run([sys.executable, "-c", PYARROW_LOCK_CHILD % str(tmp_path)],
+                           capture_output=True, text=True, check=True,
+                           cwd=DATA.parent).stdout.split()
+    assert taken == ["MainThread"]
 
 
 def _slow_upload(port: int, body_sent: bytes = b"--x\r\n") -> socket.socket:
