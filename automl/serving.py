@@ -55,13 +55,20 @@ def run_blocking(function, *args, **kwargs):
 
 
 def prepare_native_threads() -> None:
-    """Initialise, once and in the calling (main) thread, what libraries initialise lazily
-    under a ``threading`` lock: under gevent that lock is gevent's, which native threads
-    cannot share, and two ``run_blocking`` threads meeting at it hung for ever (pyarrow's
-    pandas integration, on the first text column a request parsed)."""
+    """Keep libraries' ``threading`` locks out of the ``run_blocking`` threads' way: under
+    gevent such a lock is gevent's, which native threads cannot share (a waiter may never be
+    woken). Two request threads meeting at pyarrow's hung for ever, on the first text column
+    they parsed: it guards a one-off initialisation, done here in the calling (main) thread.
+    numba's guards every first call of a compiled function (a first prediction compiles or
+    loads its kernels), so under gevent it is swapped for a native lock."""
     import pyarrow
 
     pyarrow.array(["x"], from_pandas=True)  # pyarrow's pandas shim: imported under its lock
+    if _under_gevent():
+        from gevent import monkey
+        from numba.core.compiler_lock import global_compiler_lock
+
+        global_compiler_lock._lock = monkey.get_original("_thread", "RLock")()
 
 
 def _outcome(function, args, kwargs):

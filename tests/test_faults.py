@@ -149,6 +149,26 @@ def test_no_request_thread_takes_the_lock_pyarrow_initialises_pandas_under(tmp_p
     assert taken == ["MainThread"]
 
 
+NUMBA_LOCK_CHILD = """
+from gevent import monkey
+monkey.patch_all()  # as gunicorn's gevent worker does, before the app is loaded
+import _thread
+from automl import create_app
+from numba.core.compiler_lock import global_compiler_lock
+create_app({"MODEL_DIR": %r, "SECRET_KEY": "x", "RUN_JOBS": False})
+print(type(global_compiler_lock._lock) is type(monkey.get_original("_thread", "RLock")()))
+"""
+
+
+def test_under_gevent_numbas_compiler_lock_is_one_native_threads_can_share(tmp_path):
+    # numba compiles or loads a function on its first call under that lock, in a request's
+    # native thread; gevent's own lock may never wake a waiting thread.
+    native = subprocess.run([sys.executable, "-c", NUMBA_LOCK_CHILD % str(tmp_path)],
+                            capture_output=True, text=True, check=True,
+                            cwd=DATA.parent).stdout.split()
+    assert native == ["True"]
+
+
 def _slow_upload(port: int, body_sent: bytes = b"--x\r\n") -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port))
     sock.sendall(b"POST /serve_prediction HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n"
