@@ -30,10 +30,14 @@ def _models(X, y):
                                                            n_jobs=2).fit(X, y),
         "scaled forest": make_pipeline(StandardScaler(), RandomForestClassifier(
             n_estimators=20, random_state=0)).fit(X, y),
-        "ensemble": WeightedEnsemble.from_fitted(
-            [forest, LogisticRegression().fit(X[:, :4], y)], [range(12), range(4)],
-            [0.7, 0.3], np.unique(y)),
     }
+
+
+def _ensemble(X, y):
+    forest = ExtraTreesClassifier(n_estimators=30, random_state=0).fit(X, y)
+    linear = LogisticRegression().fit(X[:, :4], y)
+    return WeightedEnsemble.from_fitted([forest, linear], [range(12), range(4)], [0.7, 0.3],
+                                        np.unique(y)), forest, linear
 
 
 @pytest.mark.parametrize("n_classes", [2, 3])
@@ -43,12 +47,18 @@ def test_probabilities_are_the_models_own_to_the_last_bit(n_classes, rows):
     for name, model in _models(X, y).items():
         batch = X[-rows:].astype(np.float64)  # as the engines hand them over: any float dtype
         assert np.array_equal(class_probabilities(model, batch), model.predict_proba(batch)), name
+    # The ensemble's members each as their own predict_proba gives it, weighted.
+    ensemble, forest, linear = _ensemble(X, y)
+    expected = (0.7 * forest.predict_proba(batch) + 0.3 * linear.predict_proba(batch[:, :4])) \
+        / sum((0.7, 0.3))
+    assert np.array_equal(ensemble.predict_proba(batch), expected)
 
 
 def test_a_small_batch_skips_joblib_and_a_large_one_keeps_sklearns_path(monkeypatch):
     X, y = _data(2)
     models = _models(X, y)
     forest, scaled = models["extra trees"], models["scaled forest"]
+    ensemble = _ensemble(X, y)[0]
 
     def no_joblib(*args, **kwargs):
         raise AssertionError("the forest went through joblib")
@@ -56,6 +66,6 @@ def test_a_small_batch_skips_joblib_and_a_large_one_keeps_sklearns_path(monkeypa
     monkeypatch.setattr(forest_module, "Parallel", no_joblib)
     assert class_probabilities(forest, X[:1]).shape == (1, 2)
     assert class_probabilities(scaled, X[:5]).shape == (5, 2)
-    assert models["ensemble"].predict_proba(X[:3]).shape == (3, 2)  # its members' too
+    assert ensemble.predict_proba(X[:3]).shape == (3, 2)  # its forest member's too
     with pytest.raises(AssertionError, match="joblib"):
         class_probabilities(forest, X[:SMALL_BATCH + 1])
