@@ -172,7 +172,6 @@ def read_raw_data(payload: bytes | BinaryIO, *, filename: str | None = None,
     series_codes = pd.factorize(out[columns.id] if all_finite else out[columns.id].iloc[kept])[0]
     times = out[columns.sort].to_numpy() if columns.sort else None
     if all_finite and _in_order(series_codes, times):
-        out.index = pd.RangeIndex(len(out))  # as the gather's would be, whatever the file's was
         return out  # the usual file: series one after another, each in time order
     rows = kept
     if columns.sort:

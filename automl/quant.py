@@ -105,8 +105,9 @@ class QuantTransformer(TransformerMixin, BaseEstimator):
         self.n_timepoints_ = length
         self.intervals_ = [dyadic_intervals(n, self.interval_depth)
                            for n in representation_lengths(length)]
-        self.n_features_per_channel_ = sum(
-            _n_quantiles(b - a, self.quantile_divisor) for ivs in self.intervals_ for a, b in ivs)
+        self.n_features_per_channel_ = int(sum(
+            _n_quantiles(ivs[:, 1] - ivs[:, 0], self.quantile_divisor).sum()
+            for ivs in self.intervals_))
         self.n_features_out_ = self.n_features_per_channel_ * self.n_channels_
         return self
 
@@ -133,7 +134,7 @@ class QuantTransformer(TransformerMixin, BaseEstimator):
             # The intervals of each length together, one sort for them all: interval by
             # interval, the calls' own cost was most of a few series' transform.
             lengths = intervals[:, 1] - intervals[:, 0]
-            counts = np.array([_n_quantiles(m, self.quantile_divisor) for m in lengths])
+            counts = _n_quantiles(lengths, self.quantile_divisor)
             offsets = column + np.cumsum(counts) - counts  # each interval's first feature
             for m in np.unique(lengths):
                 chosen = np.flatnonzero(lengths == m)
@@ -165,8 +166,9 @@ def warm_up() -> None:
     QuantTransformer().fit(X).transform(X)
 
 
-def _n_quantiles(m: int, divisor: int) -> int:
-    return 1 if m == 1 else 1 + (m - 1) // divisor
+def _n_quantiles(m, divisor: int):
+    """Quantiles of an interval of ``m`` values (an int, or an array of lengths)."""
+    return np.where(m == 1, 1, 1 + (m - 1) // divisor)
 
 
 def _quantiles(values: np.ndarray, q: int) -> np.ndarray:

@@ -49,6 +49,9 @@ def main() -> int:
     return 0
 
 
+_PRINTING = threading.Lock()  # several benchmarks' outputs, one at a time
+
+
 def _run(name: str, args) -> tuple[str, float]:
     """Run one benchmark; with several at once, its output is printed whole when it ends."""
     began = time.monotonic()
@@ -64,9 +67,6 @@ def _run(name: str, args) -> tuple[str, float]:
             print(header, done.stdout, done.stderr, sep="\n", flush=True)
         done.check_returncode()
     return name, time.monotonic() - began
-
-
-_PRINTING = threading.Lock()
 
 
 def _page(out: Path, seconds: dict, smoke: bool) -> str:

@@ -301,14 +301,6 @@ def test_a_file_already_in_order_comes_back_as_a_reordered_one_would(times):
     assert parsed.index.equals(pd.RangeIndex(4))
 
 
-def test_a_parquet_files_own_index_is_not_carried_into_the_series():
-    frame = pd.DataFrame({"example_id": ["a", "a"], "measurement": [1.0, 2.0]},
-                         index=pd.Index([7, 3], name="row"))
-    parsed = read_raw_data(frame.to_parquet(), filename="raw.parquet")
-    assert parsed.index.equals(pd.RangeIndex(2))
-    assert parsed["measurement"].tolist() == [1.0, 2.0]
-
-
 @pytest.mark.parametrize("csv", [
     b"example_id,time,measurement,extra\nb,1,3,x\nb,0,2,y\na,0,1,z\n",
     b"\xef\xbb\xbfmeasurement,example_id,time\n1.5,a,0\n",
