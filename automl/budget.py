@@ -43,9 +43,9 @@ class Budget:
         """When training should be done (``started`` and the result are ``time.time()``)."""
         return started + self.seconds
 
-    def hard_deadline(self, started: float) -> float:
-        """When a job still running is stopped."""
-        return self.deadline(started) + self.margin_s
+    def hard_deadline(self, deadline: float) -> float:
+        """When a job still running past ``deadline`` is stopped."""
+        return deadline + self.margin_s
 
     def search_seconds(self, deadline: float, now: float | None = None) -> float:
         """What a search started ``now`` could be given."""

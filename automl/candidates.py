@@ -153,6 +153,14 @@ class CandidatePool:
         return (CombinedFeatures.from_fitted([p.engine for p in parts]),
                 pd.concat([p.matrix for p in parts], axis=1))
 
+    def restore_extraction(self, name: str, engine, seconds: float) -> None:
+        """An engine an earlier start of the job fitted (``seconds``: its extraction then),
+        its features recomputed by it: the same features its candidates' models were fitted
+        on, which a new fit would give only if every engine were deterministic."""
+        matrix = engine.transform(self.raw).reindex(self.y.index)
+        self.extracted[name] = Extraction(engine, matrix, seconds,
+                                          int(matrix.memory_usage(index=False).sum()))
+
     def extracted_bytes(self) -> dict[str, int]:
         """Bytes of each engine's feature matrix extracted so far (the ensemble may read any)."""
         return {name: extraction.nbytes for name, extraction in self.extracted.items()}

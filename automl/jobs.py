@@ -9,10 +9,14 @@ Per job the backend holds keys written by exactly one party each, so no update i
                               streamed: a large upload is never held whole)
     job-progress/<id>         stage, generation, pipelines evaluated... (the training process)
     job-heartbeats/<id>       last sign of life (the training process)
+    job-checkpoints/<id>/<p>  what the training has done so far, part by part (the training
+                              process; ``checkpoints``), so that another start resumes it
 
 A running job whose heartbeat stops (its process or machine went away) is put back in the
 queue by any runner that notices, at most ``max_attempts`` starts in all, so no job stays
-"running" for ever and none is lost to one dead process. One unreadable record affects only
+"running" for ever and none is lost to one dead process. The next start resumes from the
+job's checkpoint within what is left of its budget (``spent_seconds`` counts the earlier
+starts). One unreadable record affects only
 itself: it is listed as unreadable and skipped by the runners.
 """
 from __future__ import annotations
@@ -54,7 +58,7 @@ class Keys:
     """Every backend key of a job, in one place."""
 
     RECORDS, ACTIVE, UPLOADS = "jobs", "jobs-active", "job-uploads"
-    PROGRESS, HEARTBEATS = "job-progress", "job-heartbeats"
+    PROGRESS, HEARTBEATS, CHECKPOINTS = "job-progress", "job-heartbeats", "job-checkpoints"
     LOCK = "jobs"
 
     @staticmethod
@@ -76,6 +80,15 @@ class Keys:
     @staticmethod
     def heartbeat(job_id: str) -> str:
         return f"{Keys.HEARTBEATS}/{job_id}"
+
+    @staticmethod
+    def checkpoints(job_id: str) -> str:
+        """The folder of a job's checkpoint parts."""
+        return f"{Keys.CHECKPOINTS}/{job_id}"
+
+    @staticmethod
+    def checkpoint(job_id: str, part: str) -> str:
+        return f"{Keys.checkpoints(job_id)}/{part}"
 
     @staticmethod
     def transient(job_id: str) -> list[str]:
@@ -101,6 +114,7 @@ class Job:
     deadline: float | None = None     # started_epoch + budget: when training should be done
     owner: str | None = None          # the runner (host:pid) that started its process
     attempt: int = 0                  # how many times it has been started
+    spent_seconds: float = 0.0        # of its budget, what the earlier starts used
     version: int | None = None        # the version of pipeline_id it trains, once it has one
     cancel_requested: bool = False
     result: dict | None = None        # the training report, once succeeded
@@ -111,7 +125,7 @@ class Job:
               "budget_seconds": "budgetSeconds", "created_at": "createdAt",
               "submitted_by": "submittedBy", "started_at": "startedAt",
               "finished_at": "finishedAt", "started_epoch": "startedEpoch",
-              "deadline": "deadline", "owner": "owner", "attempt": "attempt",
+              "deadline": "deadline", "owner": "owner", "attempt": "attempt", "spent_seconds": "spentSeconds",
               "version": "version", "cancel_requested": "cancelRequested",
               "result": "result", "error": "error",
               "progress": "progress"}
@@ -121,7 +135,7 @@ class Job:
         return Budget(self.budget_seconds)
 
     def hard_deadline(self) -> float | None:
-        return self.budget.hard_deadline(self.started_epoch) if self.started_epoch else None
+        return self.budget.hard_deadline(self.deadline) if self.deadline else None
 
     def failure(self) -> ApiError | None:
         return ApiError.from_dict(self.error) if self.error else None
@@ -298,7 +312,8 @@ class JobStore:
             started = time.time()
             job.state, job.started_at, job.started_epoch = JobState.RUNNING, _now(), started
             job.owner, job.attempt = owner, job.attempt + 1
-            job.deadline = job.budget.deadline(started)
+            # A resumed job has only what its earlier starts left of the budget.
+            job.deadline = job.budget.deadline(started) - job.spent_seconds
             self.beat(job.job_id)
             self._put(job)
             return job
@@ -379,6 +394,9 @@ class JobStore:
             else:
                 log.warning("job %s: %s; back in the queue (attempt %d of %d)", job_id, why,
                             job.attempt, self.max_attempts)
+                # Its time ran until its last sign of life (or until now, if none).
+                last_beat = _float(self.backend.get(Keys.heartbeat(job_id))) or time.time()
+                job.spent_seconds += max(0.0, min(last_beat, time.time()) - job.started_epoch)
                 job.state, job.owner, job.deadline, job.started_epoch = \
                     JobState.QUEUED, None, None, None
                 self._put(job)
@@ -400,8 +418,8 @@ class JobStore:
             too_old = finished is not None and _epoch(finished) < cutoff
             if rank >= max_records or too_old or isinstance(entry, UnreadableJob):
                 with self.backend.lock(Keys.LOCK):
-                    self.backend.delete(Keys.record(job_id), Keys.progress(job_id),
-                                        *Keys.transient(job_id))
+                    self.backend.delete(Keys.record(job_id), Keys.progress(job_id))
+                    self._forget_transient(job_id)
                 pruned.append(job_id)
         return pruned
 
@@ -439,7 +457,11 @@ class JobStore:
         job.finished_at, job.result = _now(), result
         job.error = error.to_dict() if error is not None else None
         self._put(job)
-        self.backend.delete(*Keys.transient(job.job_id))
+        self._forget_transient(job.job_id)
+
+    def _forget_transient(self, job_id: str) -> None:
+        self.backend.delete(*Keys.transient(job_id),
+                            *self.backend.keys(Keys.checkpoints(job_id)))
 
     def _put(self, job: Job) -> None:
         self.backend.put(Keys.record(job.job_id), _dump(job.to_json(with_progress=False)))

@@ -109,6 +109,9 @@ def _components(spec: APISpec, limits: Limits) -> None:
             "budgetSeconds": {"type": "number"}, "createdAt": {"type": "string"},
             "startedAt": {"type": ["string", "null"]}, "finishedAt": {"type": ["string", "null"]},
             "attempt": {"type": "integer"}, "cancelRequested": {"type": "boolean"},
+            "spentSeconds": {"type": "number", "description": "of the budget, what earlier "
+                             "starts used: a job restarted after its process was lost resumes "
+                             "from its checkpoint with the rest"},
             "submittedBy": {"type": ["string", "null"]},
             "progress": {"type": ["object", "null"]}, "result": {"type": ["object", "null"]},
             "error": {"type": ["object", "null"]}, "unreadable": {"type": "boolean"}}})

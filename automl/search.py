@@ -4,12 +4,17 @@ features, within what the budget leaves it, on a Dask cluster.
 ``tpot_search`` builds the search (tests inject another factory into ``training.train``),
 ``searching`` follows it (TPOT has no progress callback, so what it has scored is polled), and
 ``summary`` says how it spent its time: every pipeline it evaluated, with its model family and
-score (the blog post's plot), bounded in size.
+score (the blog post's plot), bounded in size. ``checkpointed`` keeps TPOT's population in the
+job's checkpoint, so that a resumed job continues the search rather than starting it again.
 """
 from __future__ import annotations
 
+import logging
+import pickle
+import tempfile
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,21 +22,87 @@ import pandas as pd
 from .budget import Budget
 from .candidates import family
 
+log = logging.getLogger(__name__)
+
 MAX_EVALUATED_IN_REPORT = 1_000
+POPULATION_FILE = "population.pkl"  # what TPOT keeps in its periodic_checkpoint_folder
 
 
-def tpot_search(params, cv, seconds: float, space):
-    """A ``TPOTClassifier`` with the job's objective, folds and what is left of its budget."""
+def tpot_search(params, cv, seconds: float, space, checkpoint_folder: str | None = None,
+                generations_done: int = 0):
+    """A ``TPOTClassifier`` with the job's objective, folds and what is left of its budget;
+    with ``checkpoint_folder``, it starts from the population there (``generations_done``
+    of the job's generations) and rewrites it after each generation."""
     from tpot import TPOTClassifier
 
     search = params.model.search
     return TPOTClassifier(
         search_space=space, scorers=[search.scoring], cv=cv,
-        generations=search.generations, population_size=search.population_size,
+        generations=max(1, search.generations - generations_done),
+        population_size=search.population_size,
         max_time_mins=seconds / 60,
         max_eval_time_mins=Budget.eval_seconds(seconds, search.max_eval_time_mins) / 60,
         random_state=search.random_state, verbose=search.verbosity,
+        periodic_checkpoint_folder=checkpoint_folder,
     )
+
+
+@contextmanager
+def checkpointed(checkpoint, key: str, every_s: float = 2.0):
+    """``(folder, generations_done)`` for a search: a folder for TPOT's
+    ``periodic_checkpoint_folder``, holding the population an earlier start of the job saved
+    for the same ``key`` (the features and search space it was scored on), and copied into
+    the job's ``checkpoint`` each time TPOT rewrites it. Without a checkpoint, ``(None, 0)``."""
+    if checkpoint is None:
+        yield None, 0
+        return
+    with tempfile.TemporaryDirectory(prefix="automl-search-") as folder:
+        path = Path(folder) / POPULATION_FILE
+        saved = checkpoint.load("search")
+        done = 0
+        if saved is not None and saved.get("key") == key:
+            path.write_bytes(saved["population"])
+            done = saved["generations"]
+        stop = threading.Event()
+
+        def mirror():
+            copied = path.stat().st_mtime_ns if path.exists() else None
+            while not stop.wait(every_s):
+                try:
+                    stamp = path.stat().st_mtime_ns
+                    if stamp == copied:
+                        continue
+                    population = path.read_bytes()
+                    generations = _generations_scored(population)
+                    if generations is None:  # mid-write, or nothing scored yet: next time
+                        continue
+                    checkpoint.save("search", {"key": key, "population": population,
+                                               "generations": generations})
+                    copied = stamp
+                except Exception:  # a checkpoint is a saving, never a failure of the search
+                    log.warning("the search's checkpoint could not be saved", exc_info=True)
+
+        copier = threading.Thread(target=mirror, name="tpot-checkpoint", daemon=True)
+        copier.start()
+        try:
+            yield folder, done
+        finally:
+            stop.set()
+            copier.join()
+
+
+def _generations_scored(population_file: bytes) -> int | None:
+    """The generations a TPOT population file covers, as TPOT counts them when it resumes
+    from it; None unless it is whole and has scored at least one pipeline (TPOT writes the
+    first generation once before scoring it)."""
+    try:
+        evaluated = pickle.loads(population_file).evaluated_individuals
+    except Exception:  # being written as we read it
+        return None
+    completed = evaluated.get("Completed Timestamp")
+    if completed is None or not completed.notna().any():
+        return None
+    return int(evaluated["Generation"].max()) + 1
 
 
 @contextmanager

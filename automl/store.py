@@ -441,10 +441,16 @@ class ModelStore:
                 "provisional": bool(entry.get("provisional")), "jobId": entry.get("jobId"),
                 "createdBy": entry.get("createdBy"), "owner": pipeline.get("owner")}
 
-    def _sign(self, pipeline_id: str, version: int, payload: bytes) -> str:
-        message = b"\0".join((_SIGNATURE_CONTEXT, pipeline_id.encode(), str(version).encode(),
+    def signature(self, context: bytes, *names: str, payload: bytes) -> str:
+        """This server's signature of ``payload`` for what ``context`` and ``names`` say it
+        is: pipelines are signed so, and so is anything else this service will unpickle
+        (a job's checkpoint), so that write access to the store is not enough to run code."""
+        message = b"\0".join((context, *(name.encode() for name in names),
                               hashlib.sha256(payload).digest()))
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def _sign(self, pipeline_id: str, version: int, payload: bytes) -> str:
+        return self.signature(_SIGNATURE_CONTEXT, pipeline_id, str(version), payload=payload)
 
     def _unreadable(self, pipeline_id: str, why: str, fix: str = "retrain it") -> PipelineUnreadable:
         if (pipeline_id, why) not in self._reported:  # once per process and problem

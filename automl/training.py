@@ -8,8 +8,10 @@ and cross-validation), ``choice`` (the rules), ``ensemble``, ``search`` (TPOT) a
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from functools import partial
 
 import numpy as np
@@ -27,9 +29,14 @@ from .errors import TrainingFailed
 from .estimators import build as build_fixed_estimator
 from .params import AUTO_ENGINE, TrainingParams
 from .report import finished, one_series_ms
-from .search import searching, summary, tpot_search
+from .search import checkpointed, searching, summary, tpot_search
 from .search_spaces import search_space
 from .training_data import cv_rows, cv_splitter, matched_training_data
+
+log = logging.getLogger(__name__)
+
+# The parts of a job's checkpoint (``checkpoints``) that name an engine or a candidate.
+ENGINE_PART, CANDIDATE_PART, STAND_IN_PART = "engine-", "candidate-", "stand-in-"
 
 SEARCH_SKIPPED = "feature extraction used the time budget; raise max_time_mins to search"
 NOTHING_BETTER = ("the search found nothing better in cross-validation than the baseline "
@@ -49,7 +56,8 @@ def _ignore(**_):
 def train(raw: pd.DataFrame, labels: pd.Series, params: TrainingParams, *,
           deadline: float | None = None, progress=_ignore, publish_provisional=None,
           dask_address: str | None = None, job_memory_mb: int | None = None,
-          search=tpot_search, estimate_extraction=None) -> tuple[TimeSeriesClassifier, dict]:
+          search=tpot_search, estimate_extraction=None, checkpoint=None
+          ) -> tuple[TimeSeriesClassifier, dict]:
     """Return the fitted classifier and the report the API answers with (minus ``modelId``).
 
     Each engine's features are extracted once; every candidate (engine x default model) is
@@ -62,23 +70,34 @@ def train(raw: pd.DataFrame, labels: pd.Series, params: TrainingParams, *,
     ``job_memory_mb`` bounds its features (``memory``); by default the instance's memory.
     ``progress(**fields)`` hears each stage; ``publish_provisional(classifier, report)``
     receives each better model found before the end, so it can be served meanwhile.
-    ``search(params, cv, seconds, space)`` builds the search (TPOT), and
-    ``estimate_extraction(engine)`` predicts an extraction's seconds: seams for tests.
+    ``checkpoint`` (a ``checkpoints.JobCheckpoint``) keeps what the run has done, and what
+    an earlier start of the same job kept there is taken up instead of done again.
+    ``search(params, cv, seconds, space, checkpoint_folder=, generations_done=)`` builds the
+    search (TPOT), and ``estimate_extraction(engine)`` predicts an extraction's seconds:
+    seams for tests.
     """
     run = _Run(raw, labels, params, deadline, progress, publish_provisional, dask_address,
-               estimate_extraction, job_memory_mb)
+               estimate_extraction, job_memory_mb, checkpoint)
+    run.resume()
     with ExitStack() as cluster:
         get_client = None
+
+        def start_cluster():
+            if run.searching and get_client is None and \
+                    run.budget.search_seconds(run.deadline) >= MIN_SEARCH_S:
+                return cluster.enter_context(
+                    dask_client_starting(params.model.search.n_jobs, dask_address))
+            return get_client
+
+        if run.best is not None:  # a resumed run: it may have nothing left to evaluate
+            get_client = start_cluster()
         for names in run.engine_sets():
             if run.best is not None and run.budget.in_reserve(run.deadline):
                 run.pool.skipped[engines.name_of(names)] = "the time budget ran out"
                 continue
             run.evaluate(names)
-            if run.searching and get_client is None and \
-                    run.budget.search_seconds(run.deadline) >= MIN_SEARCH_S:
-                # A first model is served: start the search's cluster while the rest is tried.
-                get_client = cluster.enter_context(
-                    dask_client_starting(params.model.search.n_jobs, dask_address))
+            # A first model is served: start the search's cluster while the rest is tried.
+            get_client = start_cluster()
         if not run.searching:
             return run.finish()
         run.ensemble()
@@ -91,7 +110,7 @@ class _Run:
     """The state of one training run between its stages."""
 
     def __init__(self, raw, labels, params, deadline, progress, publish, dask_address,
-                 estimate_extraction, job_memory_mb=None):
+                 estimate_extraction, job_memory_mb=None, checkpoint=None):
         self.started = time.perf_counter()
         self.params, self.progress, self.publish = params, progress, publish
         self.searching = params.model.searching
@@ -114,6 +133,9 @@ class _Run:
         self.selection: Selection | None = None     # the ensemble, when it beats the baseline
         self.best: Candidate | Selection | None = None
         self.stage_seconds: dict[str, float] = {}
+        self.checkpoint = checkpoint
+        self.checkpointed: list[str] = []       # its parts that do not change, as written
+        self.resumed: dict | None = None          # what was taken up from an earlier start
 
     @contextmanager
     def stage(self, name: str, **fields):
@@ -133,6 +155,8 @@ class _Run:
         engine = self.params.features.engine
         if engine != AUTO_ENGINE:
             names = engine if isinstance(engine, tuple) else (engine,)
+            if engines.name_of(names) in self.scored:  # taken up from an earlier start
+                return
             if not self._sized_to_fit(names):
                 memory.refuse_what_cannot_fit(self.params, self.panel, self.job_memory_mb)
             if TSFRESH in names:
@@ -142,6 +166,8 @@ class _Run:
         pool = self.pool
         for names in engines.auto_candidates():
             name = engines.name_of(names)
+            if name in self.scored:  # taken up from an earlier start
+                continue
             if not self._sized_to_fit(names):
                 pool.skipped[name] = (
                     f"its features for {self.panel.series} series, and a model fitted on "
@@ -185,6 +211,10 @@ class _Run:
                 "seconds.")
 
     def evaluate(self, names) -> None:
+        self._evaluate(names)
+        self.save_checkpoint()
+
+    def _evaluate(self, names) -> None:
         name = engines.name_of(names)
         with self.stage("features", engine=name):
             features, matrix = self.pool.extract(names)
@@ -240,6 +270,67 @@ class _Run:
         self.best = best
         if self.searching and self.publish:
             self.publish(*self.finish(provisional=True))
+
+    # -- the checkpoint ------------------------------------------------------------------
+
+    def save_checkpoint(self) -> None:
+        """What the run has done, for another start of its job: each engine and candidate
+        once, then the index naming them (so it never names a part not yet written)."""
+        if self.checkpoint is None:
+            return
+        # Without their matrices, the bulk: a resumed run recomputes them.
+        parts = {**{f"{ENGINE_PART}{name}": (extraction.engine, extraction.seconds)
+                    for name, extraction in self.pool.extracted.items()},
+                 **{f"{CANDIDATE_PART}{name}": c for name, c in self.scored.items()},
+                 **{f"{STAND_IN_PART}{name}": c for name, c in self.stand_ins.items()}}
+        for part, value in parts.items():
+            if part in self.checkpointed:
+                continue
+            if isinstance(value, Candidate):
+                value = replace(value, matrix=None)
+            if not self.checkpoint.save(part, value):
+                return
+            self.checkpointed.append(part)
+        pool = self.pool
+        self.checkpoint.save("run", {
+            "parts": self.checkpointed, "tried": pool.tried, "skipped": pool.skipped,
+            "widths": pool.widths, "compact": pool.compact_outcome,
+            "stageSeconds": self.stage_seconds})
+
+    def resume(self) -> None:
+        """Take up what an earlier start of this job saved: its engines (their features
+        recomputed), its candidates' cross-validation, what it skipped and why. Its choice
+        was served by that start already, so nothing is published again until it changes."""
+        saved = self.checkpoint.load("run") if self.checkpoint is not None else None
+        if saved is None:
+            return
+        with self.stage("resuming"):
+            parts = {part: self.checkpoint.load(part) for part in saved["parts"]}
+            if any(value is None for value in parts.values()):
+                log.warning("the checkpoint lacks parts it names; the training starts over")
+                return
+            pool = self.pool
+            for part, value in parts.items():
+                if part.startswith(ENGINE_PART):
+                    pool.restore_extraction(part.removeprefix(ENGINE_PART), *value)
+            for prefix, found in ((CANDIDATE_PART, self.scored), (STAND_IN_PART, self.stand_ins)):
+                for part, candidate in parts.items():
+                    if part.startswith(prefix):
+                        candidate.matrix = pool.extract(candidate.names)[1]
+                        found[part.removeprefix(prefix)] = candidate
+            pool.tried, pool.skipped, pool.widths = \
+                saved["tried"], saved["skipped"], saved["widths"]
+            pool.compact_outcome = saved["compact"]
+            self.checkpointed = list(parts)  # in the order written: the order evaluated
+        # The stages' times are the job's, over all its starts.
+        resuming_s = self.stage_seconds.pop("resuming")
+        self.stage_seconds = {**saved["stageSeconds"]}
+        self.stage_seconds["resuming"] = self.stage_seconds.get("resuming", 0.0) + resuming_s
+        if self.scored:
+            chosen = choice_of_engine(list(self.scored.values()))
+            self.baseline = self.best = self.stand_ins.get(chosen.engine, chosen)
+        self.resumed = {"candidatesRestored": sorted(self.scored),
+                        "enginesRestored": sorted(pool.extracted)}
 
     # -- the ensemble --------------------------------------------------------------------
 
@@ -299,14 +390,21 @@ class _Run:
                                  n_samples=matrix.shape[0], n_features=matrix.shape[1],
                                  random_state=params.model.search.random_state)
             searched = copy.copy(self.classifier)
-            searched.set_params(model=make_search(params, self.cv, search_s, space))
-            try:
-                fit_or_explain(searched, matrix, self.pool.y_cv, client=client,
-                               watch=partial(searching, progress=self.progress,
-                                             generations=params.model.search.generations))
-            except TrainingFailed as failed:  # e.g. nothing evaluated in time: the baseline stands
-                return self.finish(search={"outcome": "failed"},
-                                   keptBaseline=f"the search failed: {failed.message}")
+            # A population saved by an earlier start is valid only on the same features.
+            key = f"{baseline.engine}:{params.model.search.search_space}:{matrix.shape}"
+            with checkpointed(self.checkpoint, key) as (folder, done):
+                if done:
+                    self.resumed = {**(self.resumed or {}), "searchGenerationsRestored": done}
+                searched.set_params(model=make_search(
+                    params, self.cv, search_s, space, checkpoint_folder=folder,
+                    generations_done=done))
+                try:
+                    fit_or_explain(searched, matrix, self.pool.y_cv, client=client,
+                                   watch=partial(searching, progress=self.progress,
+                                                 generations=params.model.search.generations))
+                except TrainingFailed as failed:  # e.g. nothing evaluated in time: the baseline
+                    return self.finish(search={"outcome": "failed"},  # stands
+                                       keptBaseline=f"the search failed: {failed.message}")
         found = summary(searched.search_, baseline.metrics["score"])
         with self.stage("finishing"):
             return self._after_search(searched.model_, found)
@@ -341,7 +439,8 @@ class _Run:
         """The servable classifier and report of what is best now."""
         return finished(self.pool, self.classifier, self.best, self.started,
                         self.stage_seconds, provisional=provisional,
-                        budgetSeconds=round(self.budget.seconds, 1), **extra)
+                        budgetSeconds=round(self.budget.seconds, 1), resumed=self.resumed,
+                        **extra)
 
 
 def evaluate_candidates(raw: pd.DataFrame, labels: pd.Series, params: TrainingParams,

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 
+from .checkpoints import JobCheckpoint
 from .errors import (ApiError, BudgetExceeded, JobCancelled, OutOfMemory, StoreFull,
                      StoreUnavailable)
 from .jobs import Job, JobState
@@ -36,6 +37,7 @@ class TrainingProcess:
         self.pipeline_id = job.pipeline_id
         self.version = job.version     # set by the first save (or by an earlier attempt)
         self.provisional = job.version is not None
+        self.checkpoint = JobCheckpoint(state.backend, state.models, job.job_id)
         self._ending = threading.Lock()  # one of: a save, the end of the job
         self._ended = False
 
@@ -56,7 +58,8 @@ class TrainingProcess:
                                        progress=self.progress,
                                        publish_provisional=self.publish_provisional,
                                        dask_address=self.settings.get("DASK_SCHEDULER_ADDRESS"),
-                                       job_memory_mb=limits.job_memory_mb)
+                                       job_memory_mb=limits.job_memory_mb,
+                                       checkpoint=self.checkpoint)
             self._succeed(classifier, report)
         except ApiError as err:
             self._end(err)
@@ -74,7 +77,10 @@ class TrainingProcess:
         self.state.jobs.report_progress(self.job.job_id, {
             **fields, "pipelineId": self.pipeline_id, "version": self.version,
             "provisionalServed": self.provisional, "attempt": self.job.attempt,
-            "elapsedSeconds": round(time.time() - self.job.started_epoch, 1),
+            # A start after a lost one takes up its checkpoint, within what it left of the budget.
+            "resumed": self.job.attempt > 1, "checkpointed": list(self.checkpoint.saved),
+            "elapsedSeconds": round(self.job.spent_seconds + time.time() - self.job.started_epoch,
+                                    1),
             "remainingSeconds": round(max(0.0, deadline - time.time()), 1) if deadline else None})
 
     def publish_provisional(self, classifier, report) -> None:

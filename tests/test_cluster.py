@@ -283,10 +283,20 @@ def test_a_killed_instance_s_training_runs_on_and_its_job_is_not_lost(instances)
         assert scores(victim, pipeline_id) == scores(survivor, pipeline_id)
 
 
-def test_a_job_whose_machine_died_is_run_again_by_another_instance(instances):
+# A search long enough to be killed in its middle: three generations in a minute.
+LONG_TPOT = (b"extract_features: {default_fc_parameters: minimal}\n"
+             b"model_training: {model: tpot, cv: 3, model_args: {generations: 3, "
+             b"population_size: 4, max_time_mins: 1, random_state: 0, n_jobs: 2}}\n")
+
+
+def test_a_job_whose_machine_died_resumes_on_another_instance_where_it_stopped(instances):
     a, b = instances
-    job_id = submit(a, TPOT)
-    job = wait_job(a, job_id, searching, 90)
+    job_id = submit(a, LONG_TPOT)
+    # Killed once the search has checkpointed its first generation.
+    job = wait_job(a, job_id, lambda j: j["state"] in FINISHED
+                   or "search" in progress(j).get("checkpointed", []), 120)
+    assert job["state"] == "running", job
+    served = get(a, f"/models/{progress(job)['pipelineId']}")
     owner = owner_pid(job)
     victim, survivor = (a, b) if owner in a.pids() else (b, a)
     training = training_process(job_id)
@@ -295,13 +305,24 @@ def test_a_job_whose_machine_died_is_run_again_by_another_instance(instances):
     victim.kill9()
     os.killpg(training, signal.SIGKILL)
     killed_at = time.monotonic()
-    job = wait_job(survivor, job_id, lambda j: j["attempt"] == 2, 30)  # stale after 8 s here
-    print(f"{victim.name} and its training killed; run again after "
-          f"{time.monotonic() - killed_at:.1f} s")
+    job = wait_job(survivor, job_id, lambda j: progress(j).get("attempt") == 2, 30)
+    print(f"{victim.name} and its training killed; resumed after "
+          f"{time.monotonic() - killed_at:.1f} s, {job['spentSeconds']:.1f} s of the budget "
+          "spent")
     assert owner_pid(job) in survivor.pids(), job
+    assert progress(job)["resumed"] is True and job["spentSeconds"] > 5
     job = wait_job(survivor, job_id, lambda j: j["state"] in FINISHED, 150)
     assert job["state"] == "succeeded", job
-    assert len(scores(survivor, job["result"]["modelId"])) == 150
+    report = job["result"]
+    print(f"resumed: {report['resumed']}; stages {report['stageSeconds']}")
+    # It took up the candidates and the search's population rather than starting over...
+    assert report["resumed"]["candidatesRestored"], report["resumed"]
+    assert report["resumed"]["searchGenerationsRestored"] >= 1, report["resumed"]
+    assert report["search"]["generations"] >= 2, report["search"]
+    # ...and serves a model at least as good as the one served before the kill.
+    assert report["modelId"] == served["modelId"] and report["provisional"] is False
+    assert report["mean_cv_score"] >= served["mean_cv_score"], (report, served)
+    assert len(scores(survivor, report["modelId"])) == 150
     victim.start()
 
 

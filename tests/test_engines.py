@@ -177,7 +177,7 @@ def test_a_search_that_evaluates_nothing_in_time_keeps_the_baseline(monkeypatch)
 extract_features: {engine: minirocket, column_kind: channel, column_sort: time}
 model_training: {model: tpot, cv: 3, model_args: {max_time_mins: 0.5, n_jobs: 1}}
 """)
-    classifier, report = train(raw, y, params, search=lambda *args: NothingInTime())
+    classifier, report = train(raw, y, params, search=lambda *args, **kwargs: NothingInTime())
     assert "No individuals" in report["keptBaseline"] and report["provisional"] is False
     assert report["modelFamily"] == "RidgeClassifierProba"
     assert (classifier.predict(raw).loc[y.index].to_numpy() == y.to_numpy()).mean() > 0.9

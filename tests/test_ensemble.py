@@ -125,7 +125,7 @@ extract_features: {engine: auto, column_kind: channel, column_sort: time,
                    default_fc_parameters: minimal}
 model_training: {model: tpot, cv: 3, model_args: {max_time_mins: 0.5, n_jobs: 1}}
 """)
-    classifier, report = train(raw, y, params, search=lambda *args: NothingInTime())
+    classifier, report = train(raw, y, params, search=lambda *args, **kwargs: NothingInTime())
     ensemble = report["ensemble"]
     assert ensemble is not None and ensemble["rule"].startswith("CAWPE")
     weights = [m["weight"] for m in ensemble["members"]]
@@ -164,7 +164,7 @@ extract_features: {engine: auto, column_kind: channel, column_sort: time,
 model_training: {model: tpot, cv: 3, ensemble_cost: 0,
                  model_args: {max_time_mins: 0.5, n_jobs: 1}}
 """)
-    _, report = train(raw, y, params, search=lambda *args: _NothingInTime())
+    _, report = train(raw, y, params, search=lambda *args, **kwargs: _NothingInTime())
     assert report["ensemble"] is None
     for bad in (b"-1", b"101", b".inf", b"lots"):
         with pytest.raises(InvalidParameters, match="ensemble_cost"):
