@@ -115,6 +115,24 @@ def long_format(X, y, first_id: int = 0):
     return raw, labels
 
 
+def noisy_copies(name: str, series: int, noise_sd: float, at_most: int = 1000):
+    """``series`` series of ``name`` (train and test together, subsampled to ``at_most``),
+    repeated with Gaussian noise (sd ``noise_sd``) on every copy after the first: real
+    series, at sizes no data set here has. (X, y, a description)."""
+    import numpy as np
+
+    X = np.concatenate([load_split(name, split)[0] for split in ("train", "test")])
+    y = np.concatenate([load_split(name, split)[1] for split in ("train", "test")])
+    rng = np.random.default_rng(0)
+    base = rng.choice(len(X), size=min(series, at_most, len(X)), replace=False)
+    X, y = X[base].astype(np.float64), y[base]
+    copies = -(-series // len(X))
+    Xs = [X] + [X + rng.normal(0, noise_sd, X.shape) for _ in range(copies - 1)]
+    X, y = np.concatenate(Xs)[:series], np.tile(y, copies)[:series]
+    repeated = f", repeated x{copies} with noise" if copies > 1 else ""
+    return X, y, f"{name}, {series:,} x {X.shape[-1]}{repeated}"
+
+
 def columns_yaml(multichannel: bool) -> str:
     """The ``extract_features`` column keys that match ``long_format``'s output."""
     kind = "\n  column_kind: channel" if multichannel else ""

@@ -35,7 +35,7 @@ from datetime import datetime
 import numpy as np
 
 from common import (ROOT, arguments, columns_yaml, csv_bytes, load_split, long_format, machine,
-                    pyplot, report, service, train_job)
+                    noisy_copies, pyplot, report, service, train_job)
 
 from automl.params import MAX_CV_SERIES, ModelParams  # importable once common set the path
 
@@ -115,20 +115,10 @@ def budget_data(smoke: bool) -> tuple[bytes, bytes, str, int]:
 
 
 def memory_data(series: int) -> tuple[bytes, bytes, str, int]:
-    """``series`` ItalyPowerDemand series: train+test (1,096) subsampled to at most 1,000, then
-    repeated with Gaussian noise (sd ``NOISE_SD``) on every copy after the first."""
-    X = np.concatenate([load_split(MEMORY_DATA, split)[0] for split in ("train", "test")])
-    y = np.concatenate([load_split(MEMORY_DATA, split)[1] for split in ("train", "test")])
-    rng = np.random.default_rng(0)
-    base = rng.choice(len(X), size=min(series, 1000, len(X)), replace=False)
-    X, y = X[base].astype(np.float64), y[base]
-    copies = -(-series // len(X))
-    Xs = [X] + [X + rng.normal(0, NOISE_SD, X.shape) for _ in range(copies - 1)]
-    X, y = np.concatenate(Xs)[:series], np.tile(y, copies)[:series]
+    """``series`` ItalyPowerDemand series (``common.noisy_copies``)."""
+    X, y, described = noisy_copies(MEMORY_DATA, series, NOISE_SD)
     raw, labels = long_format(X, y)
-    repeated = f", repeated x{copies} with noise" if copies > 1 else ""
-    return (csv_bytes(raw), csv_bytes(labels),
-            f"{MEMORY_DATA}, {series:,} x {X.shape[-1]}{repeated}", series)
+    return csv_bytes(raw), csv_bytes(labels), described, series
 
 
 # ---------------------------------------------------------------------------------------------

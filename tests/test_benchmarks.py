@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ("features", "serving", "overload", "transforms", "uploads", "training", "accuracy",
-              "ensemble_rules", "resamples")
+sys.path.insert(0, str(ROOT / "bench"))
+from run_all import BENCHMARKS  # noqa: E402  (every benchmark run_all runs, from one list)
 
 
 def test_every_benchmark_writes_its_table_plot_and_rows(tmp_path):
@@ -28,5 +28,6 @@ def test_every_benchmark_writes_its_table_plot_and_rows(tmp_path):
     assert 0 <= rows["resamples"][0]["service mean"] <= 1
     assert all(0 <= row["CAWPE tempered"] <= 1 for row in rows["ensemble_rules"])
     assert all(row["ratio"] > 0 for row in rows["serving"] if row.get("ratio") is not None)
+    assert all(row["resumed (s)"] > 0 and row["parts"] >= 2 for row in rows["resume"])
     page = (tmp_path / "benchmarks.md").read_text()
     assert "Machine:" in page and "(benchmarks/accuracy.png)" in page
