@@ -313,33 +313,30 @@ class CandidatePool:
                         compact: bool = False) -> tuple[dict, np.ndarray | None, list, float]:
         """Mean fold scores of ``model``, refitted per fold on that fold's selected columns,
         the standard error of the job's score, the out-of-fold probabilities, the fold
-        scores, and the seconds its fits took per series."""
+        scores, and the seconds its fits took per series. With a Dask scheduler's address,
+        the folds are tasks on its workers (the matrix sent once), with the same results."""
         y = self.y_cv
         scores = {name: [] for name in self._scorers}
         n_classes = len(np.unique(y))
         oof = np.full((len(y), n_classes), np.nan)
-        failures, fit_seconds = [], []
         values = self.cv_part(matrix.to_numpy())  # once: selecting 50,000 columns by name is slow
-        for train, test in self.folds:
-            X = values if not selects else values[:, matrix.columns.get_indexer(
-                self._columns(matrix, self.rows[train], selects, compact))]
-            fold_model = clone(model)
-            began = time.perf_counter()
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    fold_model.fit(X[train], y[train])
-                fit_seconds.append((time.perf_counter() - began) / len(train))
-            except ValueError as err:  # a fold the model cannot fit counts as missing
-                failures.append(err)
-                for name in scores:
-                    scores[name].append(np.nan)
-                continue
-            failure = self._score(fold_model, X[test], y[test], scores)
+        columns = [None if not selects else matrix.columns.get_indexer(
+                       self._columns(matrix, self.rows[train], selects, compact))
+                   for train, _ in self.folds]
+        folds = [(model, values, fold_columns, y, train, test, self._scorers)
+                 for fold_columns, (train, test) in zip(columns, self.folds)]
+        outcomes = (self._folds_on_cluster(folds) if self.dask_address
+                    else [fold_outcome(*fold) for fold in folds])
+        failures, fit_seconds = [], []
+        for (_, test), (fit_s, fold_scores, proba, failure) in zip(self.folds, outcomes):
+            for name, value in fold_scores.items():
+                scores[name].append(value)
+            if fit_s is not None:
+                fit_seconds.append(fit_s)
             if failure is not None:
                 failures.append(failure)
-            elif hasattr(fold_model, "predict_proba"):
-                oof[test] = fold_model.predict_proba(X[test])
+            elif proba is not None:
+                oof[test] = proba
         if len(failures) == len(self.folds):
             raise TrainingFailed(
                 f"{family(model)} could not be fitted and scored on any cross-validation fold "
@@ -350,17 +347,23 @@ class CandidatePool:
         return (metrics, (oof if not np.isnan(oof).all() else None), scores["score"],
                 float(np.mean(fit_seconds)) if fit_seconds else 0.0)
 
+    def _folds_on_cluster(self, folds: list[tuple]) -> list[tuple]:
+        """``fold_outcome`` of each fold, as tasks on the cluster at ``dask_address``: the
+        feature matrix and labels are sent once, to be read by every fold."""
+        from dask.distributed import Client
+
+        with Client(self.dask_address, set_as_default=False) as client:
+            model, values, _, y, _, _, scorers = folds[0]
+            shared = client.scatter([values, y], hash=False)
+            tasks = [client.submit(fold_outcome, model, *shared[:1], columns, shared[1], train,
+                                   test, scorers, pure=False)
+                     for _, _, columns, _, train, test, _ in folds]
+            return client.gather(tasks)
+
     def _score(self, model, X, y, scores: dict) -> ValueError | None:
         """Append ``model``'s scores on (X, y) to ``scores``; all missing (and the error
         returned) if it cannot score them."""
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                values = {name: scorer(model, X, y) for name, scorer in self._scorers.items()}
-        except ValueError as err:
-            values, failed = dict.fromkeys(scores, np.nan), err
-        else:
-            failed = None
+        values, failed = _scores(model, X, y, self._scorers)
         for name, value in values.items():
             scores[name].append(value)
         return failed
@@ -402,6 +405,40 @@ def _values(matrix: pd.DataFrame, columns: list) -> np.ndarray:
     values = matrix.to_numpy()
     return values if len(columns) == matrix.shape[1] else \
         values[:, matrix.columns.get_indexer(columns)]
+
+
+def fold_outcome(model, values: np.ndarray, columns, y: np.ndarray, train: np.ndarray,
+                 test: np.ndarray, scorers: dict) -> tuple:
+    """One cross-validation fold, here or as a task on a cluster's worker: ``model`` cloned,
+    fitted on the ``train`` rows of ``values`` (its ``columns``, or all) and scored on the
+    ``test`` rows. (fit seconds per series or None, scores by name, class probabilities or
+    None, the ValueError that made it fail or None); a fold the model cannot fit counts as
+    missing."""
+    X = values if columns is None else values[:, columns]
+    fold_model = clone(model)
+    began = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fold_model.fit(X[train], y[train])
+    except ValueError as err:
+        return None, dict.fromkeys(scorers, np.nan), None, err
+    fit_s = (time.perf_counter() - began) / len(train)
+    scores, failure = _scores(fold_model, X[test], y[test], scorers)
+    proba = fold_model.predict_proba(X[test]) if failure is None and hasattr(
+        fold_model, "predict_proba") else None
+    return fit_s, scores, proba, failure
+
+
+def _scores(model, X, y, scorers: dict) -> tuple[dict, ValueError | None]:
+    """``model``'s score by each scorer on (X, y); all missing, and the error, if it cannot
+    score them."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return {name: scorer(model, X, y) for name, scorer in scorers.items()}, None
+    except ValueError as err:
+        return dict.fromkeys(scorers, np.nan), err
 
 
 def serially(model) -> None:

@@ -16,8 +16,8 @@ A running job whose heartbeat stops (its process or machine went away) is put ba
 queue by any runner that notices, at most ``max_attempts`` starts in all, so no job stays
 "running" for ever and none is lost to one dead process. The next start resumes from the
 job's checkpoint within what is left of its budget (``spent_seconds`` counts the earlier
-starts). One unreadable record affects only
-itself: it is listed as unreadable and skipped by the runners.
+starts). One unreadable record affects only itself: it is listed as unreadable and skipped
+by the runners.
 """
 from __future__ import annotations
 
@@ -111,7 +111,8 @@ class Job:
     started_at: str | None = None
     finished_at: str | None = None
     started_epoch: float | None = None
-    deadline: float | None = None     # started_epoch + budget: when training should be done
+    deadline: float | None = None     # started_epoch + budget - spent_seconds: when
+                                      # training should be done
     owner: str | None = None          # the runner (host:pid) that started its process
     attempt: int = 0                  # how many times it has been started
     spent_seconds: float = 0.0        # of its budget, what the earlier starts used
@@ -125,7 +126,8 @@ class Job:
               "budget_seconds": "budgetSeconds", "created_at": "createdAt",
               "submitted_by": "submittedBy", "started_at": "startedAt",
               "finished_at": "finishedAt", "started_epoch": "startedEpoch",
-              "deadline": "deadline", "owner": "owner", "attempt": "attempt", "spent_seconds": "spentSeconds",
+              "deadline": "deadline", "owner": "owner", "attempt": "attempt",
+              "spent_seconds": "spentSeconds",
               "version": "version", "cancel_requested": "cancelRequested",
               "result": "result", "error": "error",
               "progress": "progress"}

@@ -8,6 +8,9 @@ matrix can be computed once for all series and reused by every cross-validation 
 leaking labels. Series of another length than the training series' longest are linearly
 resampled to it, which also makes unequal lengths work; a transform is applied a chunk of
 series at a time, so a large upload costs its features, not a copy of its panel as floats.
+Given a Dask scheduler's address, training sends those chunks to the cluster's workers as
+tasks (the fitted transform once to each worker, each chunk once) and gathers their features
+in order: the same matrix, computed elsewhere.
 """
 from __future__ import annotations
 
@@ -19,6 +22,9 @@ from .feature_engine import FeatureEngine
 
 # Series transformed at once: bounds the float64 panel a prediction builds.
 CHUNK_SERIES = 1_024
+# On a cluster, at least this many series per task (smaller ones cost more in transfer and
+# scheduling than they save), and at least two tasks per worker so that none waits on another.
+MIN_TASK_SERIES, TASKS_PER_WORKER = 64, 2
 # Series an engine is fitted on, at most: fitting draws kernels and biases from a few series
 # (Hydra's scaler, its statistics from their transform), and on all of a large upload it
 # would hold their whole transform in float64.
@@ -45,8 +51,10 @@ class KernelFeatures(FeatureEngine):
         self.n_kernels = n_kernels
         self.random_state = random_state
 
-    def fit_transform(self, X: pd.DataFrame, y: pd.Series | None = None, **_) -> pd.DataFrame:
-        """Rows follow ``y``'s index when given (series ids), else the order of first appearance."""
+    def fit_transform(self, X: pd.DataFrame, y: pd.Series | None = None,
+                      dask_address: str | None = None, **_) -> pd.DataFrame:
+        """Rows follow ``y``'s index when given (series ids), else the order of first
+        appearance. With ``dask_address``, the transform runs on that Dask cluster."""
         from .engines import REGISTRY
 
         engine = REGISTRY[self.kind]
@@ -60,7 +68,8 @@ class KernelFeatures(FeatureEngine):
         if y is not None and len(y.index) == len(ids) and y.index.isin(ids).all():
             # In the labels' order from the start: reordering the matrix after would copy it.
             ids, series = self._reordered(ids, series, y.index)
-        matrix = self._transformed(series, len(ids))
+        matrix = (self._transformed_on_cluster(series, len(ids), dask_address) if dask_address
+                  else self._transformed(series, len(ids)))
         self.feature_names_ = pd.Index([f"{self.kind}_{i}" for i in range(matrix.shape[1])])
         self.n_features_extracted_ = len(self.feature_names_)
         features = self._features(ids, matrix)
@@ -119,6 +128,35 @@ class KernelFeatures(FeatureEngine):
             matrix[start:start + len(part)] = part
         return matrix
 
+    def _transformed_on_cluster(self, series: list[np.ndarray], n_ids: int,
+                                address: str) -> np.ndarray:
+        """``_transformed``, each chunk a task on the cluster at ``address``: the fitted
+        transform is sent once to every worker, and the chunks go in waves of two per worker
+        (spread across them), so only a wave's panels are ever held here at once."""
+        from dask.distributed import Client
+
+        per_series = len(self.channels_)
+        with Client(address, set_as_default=False) as client:
+            workers = max(1, len(client.scheduler_info()["workers"]))
+            chunk = max(MIN_TASK_SERIES, min(CHUNK_SERIES, -(-n_ids // (TASKS_PER_WORKER
+                                                                         * workers))))
+            transformer = client.scatter(self.transformer_, broadcast=True)
+            starts = list(range(0, n_ids, chunk))
+            matrix = None
+            for wave in range(0, len(starts), TASKS_PER_WORKER * workers):
+                begun = starts[wave:wave + TASKS_PER_WORKER * workers]
+                panels = client.scatter([self._panel(
+                    series[start * per_series:(start + chunk) * per_series])
+                    for start in begun], hash=False)
+                tasks = client.map(_transform_panel, [transformer] * len(panels), panels,
+                                   pure=False)
+                for start, part in zip(begun, client.gather(tasks)):
+                    if matrix is None:
+                        matrix = np.empty((n_ids, part.shape[1]), dtype=np.float32)
+                    matrix[start:start + len(part)] = part
+                client.cancel(tasks + panels)
+        return matrix
+
     def _panel(self, series: list[np.ndarray]) -> np.ndarray:
         """(series, channels, length_) array, resampling any channel of another length."""
         length, n_channels = self.length_, len(self.channels_)
@@ -134,6 +172,11 @@ class KernelFeatures(FeatureEngine):
     def _features(self, ids: pd.Index, matrix: np.ndarray) -> pd.DataFrame:
         return pd.DataFrame(np.asarray(matrix, dtype=np.float32), index=ids,
                             columns=self.feature_names_, copy=False)
+
+
+def _transform_panel(transformer, panel: np.ndarray) -> np.ndarray:
+    """One chunk's features, on a cluster's worker (as float32: what is sent back)."""
+    return np.asarray(transformer.transform(panel), dtype=np.float32)
 
 
 def warm_up() -> None:

@@ -430,6 +430,46 @@ def test_a_search_runs_on_the_dask_cluster_it_is_pointed_at(dask, tmp_path):
     assert set(search["prefixes"]) - set(extraction["prefixes"]), (extraction, search)
 
 
+def test_kernel_features_and_cv_run_on_both_dask_workers_and_train_the_same_model(dask):
+    """With a scheduler's address, a kernel engine's transform and the candidates'
+    cross-validation run as tasks on the cluster's workers, and the job ends with the very
+    model a local run makes."""
+    import numpy as np
+    import pandas as pd
+    from distributed import Client, get_task_stream
+
+    from automl.kernels import KernelFeatures
+    from automl.params import parse_training_params
+    from automl.training import train as train_here
+
+    from test_engines import _series
+
+    raw, y = _series(300, lengths=(40, 36), channels=("a", "b"))
+    local = KernelFeatures(kind="multirocket", column_kind="channel", column_sort="time")
+    expected = local.fit_transform(raw, y)
+    on_cluster = KernelFeatures(kind="multirocket", column_kind="channel", column_sort="time")
+    with Client(dask.address, timeout=30) as client, get_task_stream(client=client) as stream:
+        features = on_cluster.fit_transform(raw, y, dask_address=dask.address)
+    transforms = [t for t in stream.data if t["key"].startswith("_transform_panel")]
+    print(f"{len(transforms)} transform tasks on {sorted({t['worker'] for t in transforms})}")
+    assert len({t["worker"] for t in transforms}) == 2, transforms
+    pd.testing.assert_frame_equal(features, expected)
+    some = raw[raw["example_id"].isin(y.index[:5])]
+    pd.testing.assert_frame_equal(on_cluster.transform(some), local.transform(some))
+
+    params = parse_training_params(b"""
+extract_features: {engine: minirocket, column_kind: channel, column_sort: time}
+model_training: {model: extra_trees, model_args: {n_estimators: 50, random_state: 0}, cv: 3}
+""")
+    here, report_here = train_here(raw, y, params)
+    with Client(dask.address, timeout=30) as client, get_task_stream(client=client) as stream:
+        there, report_there = train_here(raw, y, params, dask_address=dask.address)
+    ran = {t["key"].split("-", 1)[0] for t in stream.data}
+    assert {"_transform_panel", "fold_outcome"} <= ran, ran  # extraction and CV
+    assert report_there["mean_cv_score"] == report_here["mean_cv_score"]
+    assert np.array_equal(there.predict_proba(raw).to_numpy(), here.predict_proba(raw).to_numpy())
+
+
 def test_a_rollback_on_one_instance_is_what_the_other_serves_next(instances):
     a, b = instances
     train(a, FAST + b"pipeline_id: r\n")
