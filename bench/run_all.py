@@ -21,8 +21,8 @@ from pathlib import Path
 
 from common import ROOT, machine
 
-BENCHMARKS = ("features", "serving", "overload", "transforms", "uploads", "resume", "training",
-              "accuracy", "ensemble_rules", "resamples")  # quickest first
+BENCHMARKS = ("features", "serving", "overload", "transforms", "uploads", "resume", "cluster",
+              "training", "accuracy", "ensemble_rules", "resamples")  # quickest first
 # Options beyond --out/--smoke: training is measured with the engine a user should pick.
 OPTIONS = {"training": ["--engine", "auto"]}
 DOCS = ROOT / "docs"

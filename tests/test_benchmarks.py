@@ -29,5 +29,6 @@ def test_every_benchmark_writes_its_table_plot_and_rows(tmp_path):
     assert all(0 <= row["CAWPE tempered"] <= 1 for row in rows["ensemble_rules"])
     assert all(row["ratio"] > 0 for row in rows["serving"] if row.get("ratio") is not None)
     assert all(row["resumed (s)"] > 0 and row["parts"] >= 2 for row in rows["resume"])
+    assert all(row["same as local (1)"] and row["same as local (2)"] for row in rows["cluster"])
     page = (tmp_path / "benchmarks.md").read_text()
     assert "Machine:" in page and "(benchmarks/accuracy.png)" in page
