@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 import time
 from dataclasses import replace
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 
 from .auth import PREDICT, current_principal, require_owner_or_admin
 from .budget import Budget
@@ -153,25 +154,67 @@ def serve_prediction():
         layout = layout or trained.get("layout") or LONG
         label = trained.get("label") or label
     classifier = models.get(params.pipeline_id, version)
-    scores = run_blocking(predict_upload, classifier, files.pop("raw_data"),
-                          current_app.config["MAX_PREDICTION_SERIES"], layout, label)
-    if answer == "csv":
-        response = Response(scores_csv(scores, classifier.classes_),
-                            content_type="text/csv; charset=utf-8; header=present")
-    else:
-        response = jsonify(scores)
+    # The first batch before any byte is sent: what fails, fails with its error answer.
+    count, first, batches = run_blocking(
+        _first_batch, classifier, files.pop("raw_data"),
+        current_app.config["MAX_PREDICTION_SERIES"], layout, label)
+    csv_type = "text/csv; charset=utf-8; header=present"
+    if count == 1:
+        response = (Response(scores_csv(first, classifier.classes_), content_type=csv_type)
+                    if answer == "csv" else jsonify(first))
+    else:  # a large batch: each part goes out as it is computed
+        parts = _streamed_csv if answer == "csv" else _streamed_json
+        response = Response(stream_with_context(parts(first, batches, classifier.classes_)),
+                            content_type=csv_type if answer == "csv" else "application/json")
     response.vary.add("Accept")
     return response
 
 
-def predict_upload(classifier, upload, max_series: int, layout: str = LONG,
-                   label: str = Columns.label) -> dict:
-    """``classifier``'s scores for an uploaded ``raw_data`` file (the API's and the
+def read_prediction_upload(classifier, upload, max_series: int, layout: str = LONG,
+                           label: str = Columns.label):
+    """An uploaded ``raw_data`` file for ``classifier`` to score (the API's and the
     dashboard's prediction: every format and limit of the upload applies)."""
     columns = replace(classifier.features_.input_columns(), label=label)
-    raw = read_raw_data(**upload.as_args(), columns=columns, field="raw_data",
-                        max_series=max_series, layout=layout)
-    return classifier.scores(raw)
+    return read_raw_data(**upload.as_args(), columns=columns, field="raw_data",
+                         max_series=max_series, layout=layout)
+
+
+def predict_upload(classifier, upload, max_series: int, layout: str = LONG,
+                   label: str = Columns.label) -> dict:
+    """``classifier``'s scores for an uploaded ``raw_data`` file."""
+    return classifier.scores(read_prediction_upload(classifier, upload, max_series, layout,
+                                                    label))
+
+
+def _first_batch(classifier, upload, max_series: int, layout: str, label: str):
+    """(how many batches the upload makes, the first one's scores, the rest to come)."""
+    count, batches = classifier.scores_in_batches(
+        read_prediction_upload(classifier, upload, max_series, layout, label))
+    return count, next(batches), batches
+
+
+def _rest(batches):
+    """The batches after the first, each computed off the event loop."""
+    while (scores := run_blocking(next, batches, None)) is not None:
+        yield scores
+
+
+def _streamed_json(first: dict, batches, classes):
+    """One JSON object, written a batch of series at a time."""
+    encode = current_app.json.dumps
+    opened = False
+    for scores in itertools.chain([first], _rest(batches)):
+        if scores:
+            yield ("," if opened else "{") + encode(scores)[1:-1]
+            opened = True
+    yield "}" if opened else "{}"
+
+
+def _streamed_csv(first: dict, batches, classes):
+    """The CSV of ``scores_csv``, written a batch of series at a time (one header)."""
+    yield scores_csv(first, classes)
+    for scores in _rest(batches):
+        yield scores_csv(scores, classes, header=False)
 
 
 def _prediction_type() -> str:
@@ -189,14 +232,15 @@ def _prediction_type() -> str:
     return "csv" if best == PREDICTION_TYPES["csv"] else "json"
 
 
-def scores_csv(scores: dict, classes) -> str:
+def scores_csv(scores: dict, classes, header: bool = True) -> str:
     """Predictions as CSV: ``series_id,probability`` (two classes), or ``series_id`` and a
     column per class; floats written to the last digit, a missing score as an empty cell."""
     out = io.StringIO()
     writer = csv.writer(out)  # RFC 4180: CRLF line ends, quotes where needed
     binary = len(classes) == 2
     names = [str(c) for c in classes]
-    writer.writerow(["series_id", "probability"] if binary else ["series_id", *names])
+    if header:
+        writer.writerow(["series_id", "probability"] if binary else ["series_id", *names])
     for series_id, score in scores.items():
         cells = [score] if binary else [score.get(name) for name in names]
         writer.writerow([series_id, *("" if v is None or v != v else repr(float(v))

@@ -6,6 +6,7 @@ and reuse them for every cross-validation fold and candidate model.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import nullcontext
 
 import numpy as np
@@ -79,15 +80,10 @@ class TimeSeriesClassifier(ClassifierMixin, BaseEstimator):
         """One row per series id, one column per class (in ``classes_`` order); a large upload
         ``PREDICT_CHUNK_SERIES`` series at a time, so that its features are never all held at
         once (an ensemble's are tens of thousands per series)."""
-        check_is_fitted(self, "model_")
-        if len(X) <= PREDICT_CHUNK_SERIES:  # at most as many series as rows: one chunk
+        batches = self._batches(X)
+        if batches is None:
             return self._predict_proba(X)
-        codes, ids = pd.factorize(X[self.features_.input_columns().id])
-        if len(ids) <= PREDICT_CHUNK_SERIES:
-            return self._predict_proba(X)
-        return pd.concat([self._predict_proba(X[(codes >= start)
-                                                & (codes < start + PREDICT_CHUNK_SERIES)])
-                          for start in range(0, len(ids), PREDICT_CHUNK_SERIES)])
+        return pd.concat([self._predict_proba(X[rows]) for rows in batches])
 
     def _predict_proba(self, X: pd.DataFrame) -> pd.DataFrame:
         matrix = self.features_.transform(X)
@@ -100,7 +96,30 @@ class TimeSeriesClassifier(ClassifierMixin, BaseEstimator):
 
     def scores(self, X: pd.DataFrame) -> dict:
         """What the API returns: P(positive class) per id when binary, else every class."""
-        proba = self.predict_proba(X)
+        return self._scores(self.predict_proba(X))
+
+    def scores_in_batches(self, X: pd.DataFrame) -> tuple[int, Iterator[dict]]:
+        """``scores`` a batch of at most ``PREDICT_CHUNK_SERIES`` series at a time: how many
+        batches there are, and their scores as each is computed (what a large prediction
+        streams out)."""
+        batches = self._batches(X)
+        if batches is None:
+            return 1, (self.scores(X) for _ in range(1))
+        return len(batches), (self._scores(self._predict_proba(X[rows])) for rows in batches)
+
+    def _batches(self, X: pd.DataFrame) -> list[np.ndarray] | None:
+        """The rows of each batch of at most ``PREDICT_CHUNK_SERIES`` series, in the order of
+        their first rows; None if ``X`` is one batch."""
+        check_is_fitted(self, "model_")
+        if len(X) <= PREDICT_CHUNK_SERIES:  # at most as many series as rows: one batch
+            return None
+        codes, ids = pd.factorize(X[self.features_.input_columns().id])
+        if len(ids) <= PREDICT_CHUNK_SERIES:
+            return None
+        return [(codes >= start) & (codes < start + PREDICT_CHUNK_SERIES)
+                for start in range(0, len(ids), PREDICT_CHUNK_SERIES)]
+
+    def _scores(self, proba: pd.DataFrame) -> dict:
         if len(self.classes_) == 2:
             return {sid: float(p) for sid, p in proba[self.positive_class_].items()}
         return {sid: {str(c): float(p) for c, p in row.items()}
@@ -130,3 +149,4 @@ def _tsfresh():
     from .features import TsfreshFeatures
 
     return TsfreshFeatures()
+

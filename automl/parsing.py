@@ -283,12 +283,7 @@ def _read_table(source: bytes | BinaryIO, filename: str | None, content_type: st
         raise InvalidData(f"{field} is empty. {EXPECTED}")
     elif _is_json(stripped, filename, content_type):
         text = _decode(_all_bytes(source), field)
-        table = _json_table(text, field, content_type)
-        table.columns = [str(c) for c in table.columns]
-        if table.empty:
-            raise _no_rows(field)
-        _require(list(table.columns), field, needed)
-        table = _only(table, wanted)
+        table = _checked(_json_table(text, field, content_type), field, needed, wanted)
     elif _mime(content_type) in PARQUET_TYPES or _suffix(filename) == ".parquet":
         raise InvalidData(f"{field} is labelled Parquet but is not a Parquet file (it does not "
                           f"start with {PARQUET_MAGIC.decode()}); it may be cut short. {EXPECTED}")
@@ -298,6 +293,16 @@ def _read_table(source: bytes | BinaryIO, filename: str | None, content_type: st
     if table.empty:
         raise _no_rows(field)
     return table
+
+
+def _checked(table: pd.DataFrame, field: str, needed, wanted: list[str] | None) -> pd.DataFrame:
+    """A table read whole from an upload: its column names as text, refused if it has no
+    rows or lacks a ``needed`` column, then only its ``wanted`` columns."""
+    table.columns = [str(c) for c in table.columns]
+    if table.empty:
+        raise _no_rows(field)
+    _require(list(table.columns), field, needed)
+    return _only(table, wanted)
 
 
 def _only(table: pd.DataFrame, wanted: list[str] | None) -> pd.DataFrame:
@@ -359,17 +364,9 @@ def _csv_table(source, field: str, needed, wanted: list[str] | None) -> pd.DataF
     options = dict(encoding="utf-8-sig", float_precision="round_trip")
     try:
         if _size(stream) <= SMALL_CSV_BYTES:  # read once, every column (a prediction's upload)
-            table = pd.read_csv(stream, **options)
-            table.columns = [str(c) for c in table.columns]
-            if table.empty:
-                raise _no_rows(field)
-            _require(list(table.columns), field, needed)
-            return _only(table, wanted)
-        # Large: the header checked first, then only the columns needed are read.
-        first = pd.read_csv(stream, nrows=1, encoding="utf-8-sig")
-        if first.empty:
-            raise _no_rows(field)
-        _require([str(c) for c in first.columns], field, needed)
+            return _checked(pd.read_csv(stream, **options), field, needed, wanted)
+        # Large: the header (and a first row) checked first, then only the columns needed read.
+        _checked(pd.read_csv(stream, nrows=1, encoding="utf-8-sig"), field, needed, None)
         stream.seek(start)
         table = pd.read_csv(stream, **options,
                             usecols=None if wanted is None else list(dict.fromkeys(wanted)))

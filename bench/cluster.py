@@ -9,8 +9,9 @@ the cluster) and ``AUTOML_JOB_MEMORY_MB`` ``--memory``. Each cluster is a
 ``distributed.LocalCluster`` of single-threaded worker processes, started for its run, the
 training pointed at it as ``DASK_SCHEDULER_ADDRESS`` would point it.
 
-Figures: seconds per run, the speed-up of 2 workers over 1, and whether each cluster run's CV
-score and predictions equal the local run's. On a 2-core machine the training process and
+Figures: seconds per run and in its two stages (the features; the CV and the fit on every
+series, which stays in the training process), the extraction's speed-up on 2 workers over 1,
+and whether each cluster run's CV score and predictions equal the local run's. On a 2-core machine the training process and
 the workers share the cores, so 2 workers can at best halve the work that is on the cluster.
 
     .venv/bin/python bench/cluster.py [--smoke] [--out DIR] [--sizes N ...] [--engine NAME]
@@ -82,17 +83,23 @@ def measure(series: int, engine: str, memory_mb: int) -> dict:
     params, raw, labels, described = data(series, engine)
     timed_run(*data(100, engine)[:3], memory_mb, 0)  # imports and numba's cache: not timed
     local_s, local, local_proba = timed_run(params, raw, labels, memory_mb, 0)
-    row = {"data": described, "engine": engine, "local (s)": round(local_s, 1)}
-    seconds = {}
-    for workers in WORKERS:
-        seconds[workers], result, proba = timed_run(params, raw, labels, memory_mb, workers)
-        row[f"{workers} worker{'s' * (workers > 1)} (s)"] = round(seconds[workers], 1)
-        row[f"same as local ({workers})"] = bool(
-            result["mean_cv_score"] == local["mean_cv_score"]
-            and np.array_equal(proba, local_proba))
-    row["speed-up 2 / 1"] = round(seconds[1] / seconds[2], 2)
-    row["features"] = local["trainShape"][1]
-    row["cv series"] = local["cvSeries"]["series"]
+    row = {"data": described, "engine": engine, "features": local["trainShape"][1],
+           "cv series": local["cvSeries"]["series"]}
+    extraction = {}
+    for workers in (0, *WORKERS):
+        name = "local" if not workers else f"{workers} worker{'s' * (workers > 1)}"
+        if workers:
+            seconds, result, proba = timed_run(params, raw, labels, memory_mb, workers)
+            row[f"same as local ({workers})"] = bool(
+                result["mean_cv_score"] == local["mean_cv_score"]
+                and np.array_equal(proba, local_proba))
+        else:
+            seconds, result = local_s, local
+        extraction[workers] = result["stageSeconds"]["features"]
+        row[f"{name} (s)"] = round(seconds, 1)
+        row[f"{name}: features (s)"] = round(extraction[workers], 1)
+        row[f"{name}: CV and fit (s)"] = round(result["stageSeconds"]["baseline"], 1)
+    row["features speed-up 2 / 1"] = round(extraction[1] / extraction[2], 2)
     return row
 
 
@@ -114,7 +121,7 @@ def figure(rows: list[dict]):
 def main() -> None:
     args = arguments(__doc__.splitlines()[0], sizes=(int, [100_000], "series per run"),
                      engine=(str, "minirocket", "extract_features.engine"),
-                     memory=(int, 2048, "AUTOML_JOB_MEMORY_MB of each run"))
+                     memory=(int, 4096, "AUTOML_JOB_MEMORY_MB of each run"))
     sizes = [300] if args.smoke else args.sizes
     rows = []
     for series in sizes:

@@ -252,3 +252,39 @@ model_training: {{model: extra_trees, model_args: {{random_state: 0}}, cv: 3}}
     refused = post(client, "/serve_prediction", raw_data=missing_channel,
                    params=f"pipeline_id: {trained.json['modelId']}")
     assert refused.status_code == 400 and "channel 'az'" in refused.json["message"]
+
+
+def test_a_large_batch_streams_out_the_same_scores_as_small_ones(app, client, sample):
+    """Above one batch of series (classifier.PREDICT_CHUNK_SERIES) the answer goes out a
+    batch at a time, as one JSON object (or one CSV with one header), and scores every
+    series as a small request would."""
+    from automl.classifier import PREDICT_CHUNK_SERIES
+
+    trained = train(client, sample, params=b"extract_features: {engine: minirocket}\n"
+                    b"model_training: {model: extra_trees, model_args: {n_estimators: 20}}\n")
+    assert trained.status_code == 200, trained.json
+    test = pd.read_json(io.BytesIO(sample["data_test"]))
+    copies = -(-(PREDICT_CHUNK_SERIES + 500) // test["example_id"].nunique())
+    many = pd.concat([test.assign(example_id=test["example_id"] + 10_000 * k)
+                      for k in range(copies)], ignore_index=True)
+    upload = many.to_csv(index=False).encode()
+    app.config["MAX_CONTENT_LENGTH"] = 2 * len(upload)  # this module's default is 4 MB
+    small = post(client, "/serve_prediction", raw_data=sample["data_test"],
+                 params="pipeline_id: 1").json
+
+    streamed = post(client, "/serve_prediction", raw_data=upload,
+                    params="pipeline_id: 1")
+    assert streamed.status_code == 200 and streamed.is_streamed
+    scores = streamed.json
+    assert len(scores) == many["example_id"].nunique() > PREDICT_CHUNK_SERIES
+    for k in (0, copies - 1):  # the first batch and the last
+        assert {str(int(i) - 10_000 * k): p for i, p in scores.items()
+                if int(i) // 10_000 == k} == pytest.approx(small)
+
+    as_csv = post(client, "/serve_prediction?format=csv", raw_data=upload,
+                  params="pipeline_id: 1")
+    assert as_csv.status_code == 200 and as_csv.is_streamed
+    table = pd.read_csv(io.BytesIO(as_csv.data))
+    assert list(table.columns) == ["series_id", "probability"] and len(table) == len(scores)
+    assert dict(zip(table["series_id"].astype(str), table["probability"])) == \
+        pytest.approx(scores)
