@@ -163,8 +163,9 @@ def serve_prediction():
         response = (Response(scores_csv(first, classifier.classes_), content_type=csv_type)
                     if answer == "csv" else jsonify(first))
     else:  # a large batch: each part goes out as it is computed
-        parts = _streamed_csv if answer == "csv" else _streamed_json
-        response = Response(stream_with_context(parts(first, batches, classifier.classes_)),
+        parts = (_streamed_csv(first, batches, classifier.classes_) if answer == "csv"
+                 else _streamed_json(first, batches))
+        response = Response(stream_with_context(parts),
                             content_type=csv_type if answer == "csv" else "application/json")
     response.vary.add("Accept")
     return response
@@ -199,7 +200,7 @@ def _rest(batches):
         yield scores
 
 
-def _streamed_json(first: dict, batches, classes):
+def _streamed_json(first: dict, batches):
     """One JSON object, written a batch of series at a time."""
     encode = current_app.json.dumps
     opened = False

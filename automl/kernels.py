@@ -132,7 +132,8 @@ class KernelFeatures(FeatureEngine):
                                 address: str) -> np.ndarray:
         """``_transformed``, each chunk a task on the cluster at ``address``: the fitted
         transform is sent once to every worker, and the chunks go in waves of two per worker
-        (spread across them), so only a wave's panels are ever held here at once."""
+        (spread across them), the next wave sent while the workers compute this one, so only
+        two waves' panels are ever held here at once."""
         from dask.distributed import Client
 
         per_series = len(self.channels_)
@@ -142,15 +143,23 @@ class KernelFeatures(FeatureEngine):
                                                                          * workers))))
             transformer = client.scatter(self.transformer_, broadcast=True)
             starts = list(range(0, n_ids, chunk))
-            matrix = None
-            for wave in range(0, len(starts), TASKS_PER_WORKER * workers):
-                begun = starts[wave:wave + TASKS_PER_WORKER * workers]
+            per_wave = TASKS_PER_WORKER * workers
+            waves = [starts[i:i + per_wave] for i in range(0, len(starts), per_wave)]
+
+            def sent(wave):
                 panels = client.scatter([self._panel(
-                    series[start * per_series:(start + chunk) * per_series])
-                    for start in begun], hash=False)
-                tasks = client.map(_transform_panel, [transformer] * len(panels), panels,
-                                   pure=False)
-                for start, part in zip(begun, client.gather(tasks)):
+                    series[start * per_series:(start + chunk) * per_series]) for start in wave],
+                    hash=False)
+                return panels, client.map(_transform_panel, [transformer] * len(panels), panels,
+                                          pure=False)
+
+            matrix = None
+            following = sent(waves[0])
+            for number, wave in enumerate(waves):
+                panels, tasks = following
+                if number + 1 < len(waves):
+                    following = sent(waves[number + 1])
+                for start, part in zip(wave, client.gather(tasks)):
                     if matrix is None:
                         matrix = np.empty((n_ids, part.shape[1]), dtype=np.float32)
                     matrix[start:start + len(part)] = part
