@@ -5,7 +5,7 @@
     .venv/bin/python bench/run_all.py --smoke --jobs 2 --out /tmp/x   (what CI runs: tiny runs,
                                              two at a time, figures meaningless)
 
-The full run takes about 80 minutes on 2 cores (the accuracy benchmark trains 21 jobs with 1- and
+The full run takes about 95 minutes on 2 cores (the accuracy benchmark trains 21 jobs with 1- and
 5-minute budgets, the resamples benchmark 30 with 1 minute). Run it on an otherwise idle machine:
 the figures are timings, and the searches are bounded by time.
 """
