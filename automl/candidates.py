@@ -320,13 +320,12 @@ class CandidatePool:
         n_classes = len(np.unique(y))
         oof = np.full((len(y), n_classes), np.nan)
         values = self.cv_part(matrix.to_numpy())  # once: selecting 50,000 columns by name is slow
-        columns = [None if not selects else matrix.columns.get_indexer(
-                       self._columns(matrix, self.rows[train], selects, compact))
-                   for train, _ in self.folds]
-        folds = [(model, values, fold_columns, y, train, test, self._scorers)
-                 for fold_columns, (train, test) in zip(columns, self.folds)]
-        outcomes = (self._folds_on_cluster(folds) if self.dask_address
-                    else [fold_outcome(*fold) for fold in folds])
+        folds = [(None if not selects else matrix.columns.get_indexer(
+                      self._columns(matrix, self.rows[train], selects, compact)), train, test)
+                 for train, test in self.folds]
+        outcomes = (self._folds_on_cluster(model, values, y, folds) if self.dask_address
+                    else [fold_outcome(model, values, columns, y, train, test, self._scorers)
+                          for columns, train, test in folds])
         failures, fit_seconds = [], []
         for (_, test), (fit_s, fold_scores, proba, failure) in zip(self.folds, outcomes):
             for name, value in fold_scores.items():
@@ -347,18 +346,18 @@ class CandidatePool:
         return (metrics, (oof if not np.isnan(oof).all() else None), scores["score"],
                 float(np.mean(fit_seconds)) if fit_seconds else 0.0)
 
-    def _folds_on_cluster(self, folds: list[tuple]) -> list[tuple]:
-        """``fold_outcome`` of each fold, as tasks on the cluster at ``dask_address``: the
-        feature matrix and labels are sent once, to be read by every fold."""
+    def _folds_on_cluster(self, model, values: np.ndarray, y: np.ndarray,
+                          folds: list[tuple]) -> list[tuple]:
+        """``fold_outcome`` of each fold (its columns, train and test rows), as tasks on the
+        cluster at ``dask_address``: the matrix and labels are sent once, read by every fold."""
         from dask.distributed import Client
 
         with Client(self.dask_address, set_as_default=False) as client:
-            model, values, _, y, _, _, scorers = folds[0]
-            shared = client.scatter([values, y], hash=False)
-            tasks = [client.submit(fold_outcome, model, *shared[:1], columns, shared[1], train,
-                                   test, scorers, pure=False)
-                     for _, _, columns, _, train, test, _ in folds]
-            return client.gather(tasks)
+            shared_values, shared_y = client.scatter([values, y], hash=False)
+            return client.gather([
+                client.submit(fold_outcome, model, shared_values, columns, shared_y, train, test,
+                              self._scorers, pure=False)
+                for columns, train, test in folds])
 
     def _score(self, model, X, y, scores: dict) -> ValueError | None:
         """Append ``model``'s scores on (X, y) to ``scores``; all missing (and the error

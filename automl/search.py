@@ -96,6 +96,8 @@ def _generations_scored(population_file: bytes) -> int | None:
     from it; None unless it is whole and has scored at least one pipeline (TPOT writes the
     first generation once before scoring it)."""
     try:
+        # TPOT's own file, in this process's private folder (what a resumed start puts there
+        # came from the job's checkpoint, signed by this service)
         evaluated = pickle.loads(population_file).evaluated_individuals
     except Exception:  # being written as we read it
         return None
