@@ -96,9 +96,9 @@ def _generations_scored(population_file: bytes) -> int | None:
     from it; None unless it is whole and has scored at least one pipeline (TPOT writes the
     first generation once before scoring it)."""
     try:
-        # TPOT's own file, in this process's private folder (what a resumed start puts there
-        # came from the job's checkpoint, signed by this service)
-        evaluated = pickle.loads(population_file).evaluated_individuals
+        # TPOT's own file in this process's private folder, or one restored from the checkpoint
+        population = pickle.loads(population_file)  # signed by this service, or TPOT's own
+        evaluated = population.evaluated_individuals
     except Exception:  # being written as we read it
         return None
     completed = evaluated.get("Completed Timestamp")
