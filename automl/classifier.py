@@ -80,10 +80,8 @@ class TimeSeriesClassifier(ClassifierMixin, BaseEstimator):
         """One row per series id, one column per class (in ``classes_`` order); a large upload
         ``PREDICT_CHUNK_SERIES`` series at a time, so that its features are never all held at
         once (an ensemble's are tens of thousands per series)."""
-        batches = self._batches(X)
-        if batches is None:
-            return self._predict_proba(X)
-        return pd.concat([self._predict_proba(X[rows]) for rows in batches])
+        parts = [self._predict_proba(X[rows]) for rows in self._batches(X)]
+        return parts[0] if len(parts) == 1 else pd.concat(parts)
 
     def _predict_proba(self, X: pd.DataFrame) -> pd.DataFrame:
         matrix = self.features_.transform(X)
@@ -103,19 +101,18 @@ class TimeSeriesClassifier(ClassifierMixin, BaseEstimator):
         batches there are, and their scores as each is computed (what a large prediction
         streams out)."""
         batches = self._batches(X)
-        if batches is None:
-            return 1, (self.scores(X) for _ in range(1))
         return len(batches), (self._scores(self._predict_proba(X[rows])) for rows in batches)
 
-    def _batches(self, X: pd.DataFrame) -> list[np.ndarray] | None:
-        """The rows of each batch of at most ``PREDICT_CHUNK_SERIES`` series, in the order of
-        their first rows; None if ``X`` is one batch."""
+    def _batches(self, X: pd.DataFrame) -> list:
+        """The rows of ``X`` in each batch of at most ``PREDICT_CHUNK_SERIES`` series, in the
+        order of their first rows, taken from ``X`` only when a batch is predicted (all of
+        them, uncopied, when ``X`` is one batch)."""
         check_is_fitted(self, "model_")
         if len(X) <= PREDICT_CHUNK_SERIES:  # at most as many series as rows: one batch
-            return None
+            return [slice(None)]
         codes, ids = pd.factorize(X[self.features_.input_columns().id])
         if len(ids) <= PREDICT_CHUNK_SERIES:
-            return None
+            return [slice(None)]
         return [(codes >= start) & (codes < start + PREDICT_CHUNK_SERIES)
                 for start in range(0, len(ids), PREDICT_CHUNK_SERIES)]
 

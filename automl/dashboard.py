@@ -435,7 +435,7 @@ def _with_progress(job: Job) -> Job:
     if job.state == JobState.RUNNING and job.started_epoch:
         now = time.time()
         job.progress = {**(job.progress or {}),
-                        "elapsedSeconds": round(job.spent_seconds + now - job.started_epoch, 1)}
+                        "elapsedSeconds": round(job.elapsed_seconds(now), 1)}
         if job.deadline:
             job.progress["remainingSeconds"] = round(max(0.0, job.deadline - now), 1)
     return job

@@ -136,6 +136,12 @@ class Job:
     def budget(self) -> Budget:
         return Budget(self.budget_seconds)
 
+    def elapsed_seconds(self, now: float) -> float | None:
+        """Of its budget, what it has used by ``now``: earlier starts included."""
+        if self.started_epoch is None:
+            return None
+        return self.spent_seconds + now - self.started_epoch
+
     def hard_deadline(self) -> float | None:
         return self.budget.hard_deadline(self.deadline) if self.deadline else None
 

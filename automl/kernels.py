@@ -116,17 +116,11 @@ class KernelFeatures(FeatureEngine):
         return order, [series[p * per_series + c] for p in positions for c in range(per_series)]
 
     def _transformed(self, series: list[np.ndarray], n_ids: int) -> np.ndarray:
-        """The transform of every series, ``CHUNK_SERIES`` series at a time, written into one
-        float32 matrix: the matrix is the only full-size copy there ever is."""
+        """The transform of every series, ``CHUNK_SERIES`` series at a time."""
         per_series = len(self.channels_)
-        matrix = None
-        for start in range(0, n_ids, CHUNK_SERIES):
-            part = np.asarray(self.transformer_.transform(self._panel(
-                series[start * per_series:(start + CHUNK_SERIES) * per_series])))
-            if matrix is None:
-                matrix = np.empty((n_ids, part.shape[1]), dtype=np.float32)
-            matrix[start:start + len(part)] = part
-        return matrix
+        return _assembled(n_ids, ((start, self.transformer_.transform(self._panel(
+            series[start * per_series:(start + CHUNK_SERIES) * per_series])))
+            for start in range(0, n_ids, CHUNK_SERIES)))
 
     def _transformed_on_cluster(self, series: list[np.ndarray], n_ids: int,
                                 address: str) -> np.ndarray:
@@ -153,18 +147,16 @@ class KernelFeatures(FeatureEngine):
                 return panels, client.map(_transform_panel, [transformer] * len(panels), panels,
                                           pure=False)
 
-            matrix = None
-            following = sent(waves[0])
-            for number, wave in enumerate(waves):
-                panels, tasks = following
-                if number + 1 < len(waves):
-                    following = sent(waves[number + 1])
-                for start, part in zip(wave, client.gather(tasks)):
-                    if matrix is None:
-                        matrix = np.empty((n_ids, part.shape[1]), dtype=np.float32)
-                    matrix[start:start + len(part)] = part
-                client.cancel(tasks + panels)
-        return matrix
+            def gathered():
+                following = sent(waves[0])
+                for number, wave in enumerate(waves):
+                    panels, tasks = following
+                    if number + 1 < len(waves):
+                        following = sent(waves[number + 1])
+                    yield from zip(wave, client.gather(tasks))
+                    client.cancel(tasks + panels)
+
+            return _assembled(n_ids, gathered())
 
     def _panel(self, series: list[np.ndarray]) -> np.ndarray:
         """(series, channels, length_) array, resampling any channel of another length."""
@@ -181,6 +173,18 @@ class KernelFeatures(FeatureEngine):
     def _features(self, ids: pd.Index, matrix: np.ndarray) -> pd.DataFrame:
         return pd.DataFrame(np.asarray(matrix, dtype=np.float32), index=ids,
                             columns=self.feature_names_, copy=False)
+
+
+def _assembled(n_ids: int, parts) -> np.ndarray:
+    """One float32 matrix of ``n_ids`` rows from ``(first row, features)`` parts, each
+    written in as it comes: the matrix is the only full-size copy there ever is."""
+    matrix = None
+    for start, part in parts:
+        part = np.asarray(part)
+        if matrix is None:
+            matrix = np.empty((n_ids, part.shape[1]), dtype=np.float32)
+        matrix[start:start + len(part)] = part
+    return matrix
 
 
 def _transform_panel(transformer, panel: np.ndarray) -> np.ndarray:

@@ -79,8 +79,7 @@ class TrainingProcess:
             "provisionalServed": self.provisional, "attempt": self.job.attempt,
             # A start after a lost one takes up its checkpoint, within what it left of the budget.
             "resumed": self.job.attempt > 1, "checkpointed": list(self.checkpoint.saved),
-            "elapsedSeconds": round(self.job.spent_seconds + time.time() - self.job.started_epoch,
-                                    1),
+            "elapsedSeconds": round(self.job.elapsed_seconds(time.time()), 1),
             "remainingSeconds": round(max(0.0, deadline - time.time()), 1) if deadline else None})
 
     def publish_provisional(self, classifier, report) -> None:

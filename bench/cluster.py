@@ -24,11 +24,9 @@ import time
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from common import arguments, columns_yaml, csv_bytes, long_format, machine, noisy_copies, \
-    pyplot, report
+from common import arguments, columns_yaml, machine, noisy_copies, parsed_upload, pyplot, report
 
 from automl.training import train  # importable once common set the path
-from automl.uploads import Upload, parse_training_uploads
 
 DATA = "ItalyPowerDemand"
 NOISE_SD = 0.05
@@ -48,15 +46,9 @@ def no_search(*args, **kwargs):
 
 def data(series: int, engine: str):
     X, y, described = noisy_copies(DATA, series, NOISE_SD)
-    raw, labels = long_format(X, y)
-    params_yaml = (columns_yaml(False) + f"  engine: {engine}\n"
-                   "model_training: {model: tpot, model_args: {max_time_mins: 30, "
-                   "random_state: 0}}\n")
-    params, raw, labels = parse_training_uploads({
-        "raw_data": Upload(csv_bytes(raw), "raw.csv", "text/csv"),
-        "labels": Upload(csv_bytes(labels), "labels.csv", "text/csv"),
-        "params": Upload(params_yaml.encode(), "params.yml", None)})
-    return params, raw, labels, described
+    return (*parsed_upload(X, y, columns_yaml(False) + f"  engine: {engine}\n"
+                           "model_training: {model: tpot, model_args: {max_time_mins: 30, "
+                           "random_state: 0}}\n"), described)
 
 
 def timed_run(params, raw, labels, memory_mb: int, workers: int):

@@ -133,6 +133,18 @@ def noisy_copies(name: str, series: int, noise_sd: float, at_most: int = 1000):
     return X, y, f"{name}, {series:,} x {X.shape[-1]}{repeated}"
 
 
+def parsed_upload(X, y, params_yaml: str):
+    """(params, raw, labels) of ``X``, ``y`` and a parameter file as the service's own parser
+    reads them from an upload: for benchmarks that call ``training.train`` in-process."""
+    from automl.uploads import Upload, parse_training_uploads
+
+    raw, labels = long_format(X, y)
+    return parse_training_uploads({
+        "raw_data": Upload(csv_bytes(raw), "raw.csv", "text/csv"),
+        "labels": Upload(csv_bytes(labels), "labels.csv", "text/csv"),
+        "params": Upload(params_yaml.encode(), "params.yml", None)})
+
+
 def columns_yaml(multichannel: bool) -> str:
     """The ``extract_features`` column keys that match ``long_format``'s output."""
     kind = "\n  column_kind: channel" if multichannel else ""

@@ -23,14 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import arguments, columns_yaml, csv_bytes, long_format, machine, noisy_copies, \
-    pyplot, report
+from common import arguments, columns_yaml, machine, noisy_copies, parsed_upload, pyplot, report
 
 from automl.backends import DirectoryBackend  # importable once common set the path
 from automl.checkpoints import JobCheckpoint
 from automl.store import ModelStore
 from automl.training import train
-from automl.uploads import Upload, parse_training_uploads
 
 DATA = "ItalyPowerDemand"
 NOISE_SD = 0.05
@@ -71,14 +69,10 @@ def run_until_search(raw, labels, params, checkpoint) -> tuple[float, dict]:
 
 def measure(series: int, engine: str, budget_mins: float) -> dict:
     X, y, described = noisy_copies(DATA, series, NOISE_SD)
-    raw_frame, label_frame = long_format(X, y)
-    params_yaml = (columns_yaml(False) + f"  engine: {engine}\n"
-                   f"model_training: {{model: tpot, model_args: {{max_time_mins: {budget_mins}, "
-                   "random_state: 0}}\n")
-    params, raw, labels = parse_training_uploads({
-        "raw_data": Upload(csv_bytes(raw_frame), "raw.csv", "text/csv"),
-        "labels": Upload(csv_bytes(label_frame), "labels.csv", "text/csv"),
-        "params": Upload(params_yaml.encode(), "params.yml", None)})
+    params, raw, labels = parsed_upload(X, y, (
+        columns_yaml(False) + f"  engine: {engine}\n"
+        f"model_training: {{model: tpot, model_args: {{max_time_mins: {budget_mins}, "
+        "random_state: 0}}\n"))
     with tempfile.TemporaryDirectory() as folder:
         backend = DirectoryBackend(Path(folder))
         store = ModelStore(backend, secret=b"bench" * 8)
