@@ -43,6 +43,9 @@ def arguments(description: str, **extra) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help=f"where to write <name>.md and <name>.png (default {DEFAULT_OUT})")
     for name, (kind, default, help_text) in extra.items():
+        if kind is bool:  # a switch
+            parser.add_argument(f"--{name.replace('_', '-')}", action="store_true", help=help_text)
+            continue
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=default,
                             help=help_text, nargs="*" if isinstance(default, list) else None)
     args = parser.parse_args()

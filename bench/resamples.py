@@ -9,15 +9,22 @@ the same sizes and class counts (aeon's ``stratified_resample_data(random_state=
 tsml-eval scheme behind the published figures). Usage:
 
     .venv/bin/python bench/resamples.py [--resamples 10] [--budget 5] [--datasets ...] [--smoke]
+                                        [--resume]
+
+The 5-minute run over six data sets takes about 5 hours, so it can be done in parts: every
+finished job is written to ``<out>/resamples_runs.json`` at once (with the commit it ran at),
+and ``--resume`` keeps the runs already there for the same budget and does only the others.
+Runs made with other budgets stay in the file; the report covers this budget's.
 """
 from __future__ import annotations
 
 import json
+import subprocess
 
 import numpy as np
 
 from accuracy import minirocket_run, service_run, standard_split
-from common import DEV_DATASETS, arguments, machine, pyplot, report, service
+from common import DEV_DATASETS, ROOT, arguments, machine, pyplot, report, service
 from published import METHODS, PUBLISHED_CORRECT, accuracy
 
 MAX_RESAMPLES = 10
@@ -56,7 +63,8 @@ def summary(name: str, runs: list[dict]) -> dict:
                                         f"{outcomes.count('joined the ensemble')}")
     row["1st model s (max)"] = max(run["1st model s"] or 0 for run in runs)
     row["chosen"] = ", ".join(sorted({run["chosen"] for run in runs}))
-    row["resample ids"] = f"{min(ids)}-{max(ids)}"
+    row["resample ids"] = _ranges(ids)
+    row["commits"] = ", ".join(sorted({run.get("commit") or "?" for run in runs}))
     return row
 
 
@@ -64,32 +72,55 @@ def main() -> None:
     args = arguments(__doc__.splitlines()[0],
                      resamples=(int, MAX_RESAMPLES, "resamples 0..N-1 of each data set (N <= 10)"),
                      budget=(float, 5.0, "each job's budget in minutes (engine auto)"),
-                     datasets=(str, list(DEV_DATASETS), "the development data sets"))
+                     datasets=(str, list(DEV_DATASETS), "the development data sets"),
+                     resume=(bool, False, "keep the runs in <out>/resamples_runs.json made with "
+                                          "the same budget; do only the missing ones"))
     n, budget, datasets = min(args.resamples, MAX_RESAMPLES), args.budget, args.datasets
     if args.smoke:
         n, budget, datasets = 2, 0.25, ["GunPoint"]
+    runs_file = args.out / "resamples_runs.json"
+    earlier = json.loads(runs_file.read_text()) if runs_file.exists() else []
+    other_budgets = [run for run in earlier if run.get("budget min") != budget]  # left as they are
+    done = {(run["data set"], run["resample"]): run for run in earlier
+            if args.resume and run.get("budget min") == budget}
+    # Runs of data sets or resamples this invocation does not do stay in the file and report.
+    kept = [run for key, run in done.items() if key[0] not in datasets or key[1] >= n]
+    commit, measured_on = _commit(), machine()
     runs = []
     with service() as client:
         for name in datasets:
-            standard = standard_split(name, args.smoke)  # read once; resamples redraw from it
+            standard = None
             for r in range(n):
+                if (name, r) in done:
+                    runs.append(done[(name, r)])
+                    continue
+                standard = standard or standard_split(name, args.smoke)  # resamples redraw it
                 split = resample(standard, r)
                 run = service_run(client, name, "auto", budget, split, args.smoke)
-                run.update({"resample": r, "MiniRocket acc.": minirocket_run(split)["accuracy"]})
+                run.update({"resample": r, "commit": commit, "machine": measured_on,
+                            "MiniRocket acc.": minirocket_run(split)["accuracy"]})
                 test_size = len(split[1][1])
                 for method in PUBLISHED_CORRECT.get(name, {}):
                     run[f"{method} (publ.)"] = None if args.smoke else accuracy(
                         name, method, r, test_size)
                 runs.append(run)
+                # Written after every job: an interrupted run loses one job, not the rest.
+                _write(runs_file, other_budgets + kept + runs)
                 print({k: run[k] for k in ("data set", "resample", "test acc.", "MiniRocket acc.",
                                             "chosen", "wall s")}, flush=True)
+    runs = sorted(kept + runs, key=lambda run: run["resample"])
+    datasets = [name for name in DEV_DATASETS + tuple(datasets) if any(
+        run["data set"] == name for run in runs)]
+    datasets = list(dict.fromkeys(datasets))
     rows = [summary(name, [run for run in runs if run["data set"] == name]) for name in datasets]
     per_resample = "\n".join(
         f"- {name}: " + ", ".join(f"{run['test acc.']:.3f}" for run in runs
                                   if run["data set"] == name) for name in datasets)
+    machines = "; ".join(sorted({run.get("machine") or measured_on for run in runs}))
     note = f"""
-Measured on {machine()}.
-Each data set's resamples 0-{n - 1}: resample 0 is the standard split, resample r > 0 pools
+Measured on {machines}.
+Each data set's resamples (*resample ids*, *commits*: the service's commit for each run; a
+part-by-part run spans several): resample 0 is the standard split, resample r > 0 pools
 train and test and redraws both with the same sizes and class counts
 (`aeon.benchmarking.resampling.stratified_resample_data(random_state=r)`, the tsml-eval scheme).
 On each, one training job of the service (`POST /train_model`, engine `auto`, TPOT
@@ -109,7 +140,31 @@ The service's accuracy on each resample, in order:
 """
     report(args.out, "resamples", "Accuracy averaged over resamples", rows, note,
            figure=_plot(runs, datasets), smoke=args.smoke)
-    (args.out / "resamples_runs.json").write_text(json.dumps(runs, indent=1, default=str))
+    _write(runs_file, other_budgets + runs)
+
+
+def _write(path, runs: list[dict]) -> None:
+    path.write_text(json.dumps(runs, indent=1, default=str))
+
+
+def _commit() -> str:
+    """The commit the service ran at, with ``+`` when the work tree had changes."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
+
+    head = git("rev-parse", "--short", "HEAD").strip() or "?"
+    return head + ("+" if git("status", "--porcelain", "--untracked-files=no").strip() else "")
+
+
+def _ranges(ids: list[int]) -> str:
+    """``[0, 1, 2, 5]`` as ``"0-2, 5"``."""
+    ids, parts = sorted(set(ids)), []
+    for i in ids:
+        if parts and i == parts[-1][1] + 1:
+            parts[-1][1] = i
+        else:
+            parts.append([i, i])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in parts)
 
 
 def _se(values: np.ndarray) -> float:
