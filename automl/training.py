@@ -136,6 +136,7 @@ class _Run:
         self.checkpoint = checkpoint
         self.checkpointed: list[str] = []       # its parts that do not change, as written
         self.resumed: dict | None = None          # what was taken up from an earlier start
+        self._prediction_costs: dict[tuple, tuple] = {}  # within_prediction_cost's timings
 
     @contextmanager
     def stage(self, name: str, **fields):
@@ -358,20 +359,37 @@ class _Run:
                       key=lambda c: (c is not self.baseline, -c.prior, tuple(-s for s in c.scores)))
 
     def within_prediction_cost(self, heaviest: list[Candidate]) -> list[Candidate]:
-        """Of ``heaviest`` (in weight order), those kept while the ensemble's measured
-        one-series prediction stays within ``ensemble_cost`` times the baseline's: tsfresh's
-        per-call machinery alone can cost 20x a kernel engine's prediction."""
-        limit = self.params.model.ensemble_cost * self._prediction_ms([self.baseline])
+        """Of ``heaviest`` (in weight order), those kept while the ensemble's one-series
+        prediction stays within ``ensemble_cost`` times the baseline's: tsfresh's per-call
+        machinery alone can cost 20x a kernel engine's prediction.
+
+        An ensemble's cost is the baseline's plus what each other member adds to it, each
+        timed once: steadier than timing every trial ensemble afresh, which chose different
+        members in two runs on the same data as one fell either side of the limit by noise."""
+        baseline_ms = self._prediction_ms(self.baseline)
+        limit = self.params.model.ensemble_cost * baseline_ms
         kept: list[Candidate] = []
+        total_ms = baseline_ms  # counted whether or not the baseline is a member: a bound
         for candidate in heaviest:
-            if self._prediction_ms(kept + [candidate]) <= limit:
+            added_ms = 0.0 if candidate is self.baseline else self._prediction_ms(candidate)
+            if total_ms + added_ms <= limit:
                 kept.append(candidate)
+                total_ms += added_ms
         return kept
 
-    def _prediction_ms(self, members: list[Candidate]) -> float:
-        n = len(members)
-        choice = members[0] if n == 1 else Selection(members, [1.0] * n, {}, None, n, [1.0] * n)
-        return one_series_ms(self.pool, self.classifier, choice)
+    def _prediction_ms(self, candidate: Candidate) -> float:
+        """The baseline's one-series prediction time, or what ``candidate`` adds to it in an
+        ensemble of the two (its engine's features, its model); measured once per pair."""
+        key = (id(self.baseline), id(candidate))  # the objects are kept alive with the timing
+        if key not in self._prediction_costs:
+            if candidate is self.baseline:
+                ms = one_series_ms(self.pool, self.classifier, candidate, repeats=5)
+            else:
+                pair = Selection([self.baseline, candidate], [1.0, 1.0], {}, None, 2, [1.0, 1.0])
+                both = one_series_ms(self.pool, self.classifier, pair, repeats=5)
+                ms = max(0.0, both - self._prediction_ms(self.baseline))
+            self._prediction_costs[key] = (self.baseline, candidate, ms)
+        return self._prediction_costs[key][2]
 
     # -- the search ----------------------------------------------------------------------
 

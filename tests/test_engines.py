@@ -350,3 +350,35 @@ model_training: {cv: 3, model: k_neighbors}
     assert "would take about" in report["enginesSkipped"]["hydra"]
     assert report["engine"] == "minirocket"
     assert (classifier.predict(raw).loc[y.index].to_numpy() == y.to_numpy()).mean() > 0.9
+
+
+def test_an_ensembles_prediction_cost_is_the_baselines_plus_each_members_addition_timed_once(
+        monkeypatch):
+    from automl import training
+    from automl.ensemble import Selection
+
+    raw, y = _series(40, lengths=(30,))
+    run = evaluate_candidates(raw, y, parse_training_params(b"""
+extract_features: {engine: minirocket, column_kind: channel, column_sort: time}
+model_training: {cv: 3, ensemble_cost: 3}
+"""))
+    for names in (("multirocket",), ("quant",)):  # candidates of their own, as auto's are
+        run.evaluate(names)
+    others = [c for c in run.scored.values() if c is not run.baseline]
+    # Timings as a served pipeline would show them: 5 ms of request machinery, then each
+    # member's engine; the baseline's 10 ms, the others' 20 ms each.
+    own = {id(run.baseline): 10.0, **{id(c): 20.0 for c in others}}
+    timed = []
+
+    def one_series_ms(pool, classifier, choice, repeats):
+        members = choice.members if isinstance(choice, Selection) else [choice]
+        timed.append([m.engine for m in members])
+        return 5.0 + sum(own[id(m)] for m in members)
+
+    monkeypatch.setattr(training, "one_series_ms", one_series_ms)
+    heaviest = [others[0], run.baseline, others[1]]
+    # The limit is 3 x 15 ms: the baseline and one other (15 + 20 ms) fit, a second does not.
+    assert run.within_prediction_cost(heaviest) == [others[0], run.baseline]
+    assert run.within_prediction_cost(heaviest[::-1]) == [others[1], run.baseline]
+    # Each candidate timed once, beside the baseline, however often ensembles are weighed.
+    assert len(timed) == 3
