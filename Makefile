@@ -12,7 +12,7 @@ serve: $(STAMP)
 test: $(STAMP) redis-server chromium
 	$(VENV)/bin/python -m pytest
 
-# Every benchmark, then docs/benchmarks.md (about 95 minutes on 2 cores; not part of the tests).
+# Every benchmark, then docs/benchmarks.md (about 6 hours on 2 cores; not part of the tests).
 bench: $(STAMP)
 	$(VENV)/bin/python bench/run_all.py
 

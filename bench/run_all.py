@@ -5,8 +5,9 @@
     .venv/bin/python bench/run_all.py --smoke --jobs 2 --out /tmp/x   (what CI runs: tiny runs,
                                              two at a time, figures meaningless)
 
-The full run takes about 95 minutes on 2 cores (the accuracy benchmark trains 21 jobs with 1- and
-5-minute budgets, the resamples benchmark 30 with 1 minute). Run it on an otherwise idle machine:
+The full run takes about 6 hours on 2 cores: the resamples benchmark trains 60 jobs of 5 minutes
+(``bench/resamples.py --resume`` does it in parts), the accuracy benchmark 21 with 1- and
+5-minute budgets. Run it on an otherwise idle machine:
 the figures are timings, and the searches are bounded by time.
 """
 from __future__ import annotations
