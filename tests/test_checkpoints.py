@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import pytest
-from sklearn.base import BaseEstimator, ClassifierMixin
 
 from automl.backends import DirectoryBackend
 from automl.checkpoints import JobCheckpoint
@@ -17,7 +16,7 @@ from automl.store import ModelStore
 from automl.training import train
 from automl.uploads import Upload
 
-from test_engines import _series
+from test_engines import _series, no_search
 
 # Every engine and a search that finds nothing, so the run ends with their ensemble; every
 # member kept whatever its measured prediction time, so two runs choose the same members.
@@ -26,15 +25,6 @@ extract_features: {engine: auto, column_kind: channel, column_sort: time,
                    default_fc_parameters: minimal}
 model_training: {model: tpot, cv: 3, ensemble_cost: 100, model_args: {max_time_mins: 2, n_jobs: 1}}
 """
-
-
-class NothingInTime(ClassifierMixin, BaseEstimator):
-    def fit(self, X, y):
-        raise Exception("No individuals could be evaluated in the initial population")
-
-
-def no_search(*args, **kwargs):
-    return NothingInTime()
 
 
 class Killed(BaseException):

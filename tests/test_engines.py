@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
 from automl.engines import CombinedFeatures, build
 from automl.feature_cost import COMPACT_MAX_FEATURES, COMPACT_SPEEDUP
@@ -21,6 +21,19 @@ from automl.training_data import cv_rows
 
 AUTO = {"minirocket", "hydra", "quant", "multirocket", "multirocket+hydra", "rdst", "tsfresh",
         "minirocket+tsfresh"}
+
+
+class NothingInTime(ClassifierMixin, BaseEstimator):
+    """A search that evaluates nothing in time, as TPOT's does: the run keeps its baseline
+    (or ensemble) without spending the tests' time on a search."""
+
+    def fit(self, X, y):
+        raise Exception("No individuals could be evaluated in the initial population")
+
+
+def no_search(*args, **kwargs):
+    """``train``'s ``search`` seam: every job's search is :class:`NothingInTime`."""
+    return NothingInTime()
 
 
 def _series(n: int, lengths=(40,), channels=("x",), seed=0):
@@ -166,18 +179,12 @@ model_training: {model: extra_trees, cv: 4}
 def test_a_search_that_evaluates_nothing_in_time_keeps_the_baseline(monkeypatch):
     """TPOT raises when no pipeline finishes within its time (seen at 1,000 series on MultiRocket's
     50,000 features): the job must still succeed with the baseline it already has."""
-    from sklearn.base import BaseEstimator, ClassifierMixin
-
-    class NothingInTime(ClassifierMixin, BaseEstimator):
-        def fit(self, X, y):
-            raise Exception("No individuals could be evaluated in the initial population")
-
     raw, y = _series(12)
     params = parse_training_params(b"""
 extract_features: {engine: minirocket, column_kind: channel, column_sort: time}
 model_training: {model: tpot, cv: 3, model_args: {max_time_mins: 0.5, n_jobs: 1}}
 """)
-    classifier, report = train(raw, y, params, search=lambda *args, **kwargs: NothingInTime())
+    classifier, report = train(raw, y, params, search=no_search)
     assert "No individuals" in report["keptBaseline"] and report["provisional"] is False
     assert report["modelFamily"] == "RidgeClassifierProba"
     assert (classifier.predict(raw).loc[y.index].to_numpy() == y.to_numpy()).mean() > 0.9

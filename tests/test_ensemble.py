@@ -14,7 +14,7 @@ from automl.ensemble import (CAWPE_ALPHA, WeightedEnsemble, cawpe_fit, combine,
 from automl.params import parse_training_params
 from automl.training import train
 
-from test_engines import _series
+from test_engines import _series, no_search
 
 
 def _proba(y: np.ndarray, right: np.ndarray, confidence: float, n_classes: int = 2) -> np.ndarray:
@@ -113,19 +113,13 @@ def test_the_served_ensemble_is_one_estimator_that_clones_and_refits():
 def test_a_search_job_serves_the_ensemble_and_reports_its_members():
     """With a search the candidates are ensembled before TPOT runs; a search that finds
     nothing leaves the ensemble served, predicting from raw series."""
-    from sklearn.base import BaseEstimator, ClassifierMixin
-
-    class NothingInTime(ClassifierMixin, BaseEstimator):
-        def fit(self, X, y):
-            raise Exception("No individuals could be evaluated in the initial population")
-
     raw, y = _series(24, lengths=(40, 36))
     params = parse_training_params(b"""
 extract_features: {engine: auto, column_kind: channel, column_sort: time,
                    default_fc_parameters: minimal}
 model_training: {model: tpot, cv: 3, model_args: {max_time_mins: 0.5, n_jobs: 1}}
 """)
-    classifier, report = train(raw, y, params, search=lambda *args, **kwargs: NothingInTime())
+    classifier, report = train(raw, y, params, search=no_search)
     ensemble = report["ensemble"]
     assert ensemble is not None and ensemble["rule"].startswith("CAWPE")
     weights = [m["weight"] for m in ensemble["members"]]
@@ -164,19 +158,8 @@ extract_features: {engine: auto, column_kind: channel, column_sort: time,
 model_training: {model: tpot, cv: 3, ensemble_cost: 0,
                  model_args: {max_time_mins: 0.5, n_jobs: 1}}
 """)
-    _, report = train(raw, y, params, search=lambda *args, **kwargs: _NothingInTime())
+    _, report = train(raw, y, params, search=no_search)
     assert report["ensemble"] is None
     for bad in (b"-1", b"101", b".inf", b"lots"):
         with pytest.raises(InvalidParameters, match="ensemble_cost"):
             parse_training_params(b"model_training: {model: tpot, ensemble_cost: " + bad + b"}")
-
-
-class _NothingInTime:
-    def fit(self, X, y):
-        raise Exception("No individuals could be evaluated in the initial population")
-
-    def get_params(self, deep=True):
-        return {}
-
-    def set_params(self, **params):
-        return self
