@@ -109,9 +109,8 @@ def main() -> None:
                 print({k: run[k] for k in ("data set", "resample", "test acc.", "MiniRocket acc.",
                                             "chosen", "wall s")}, flush=True)
     runs = sorted(kept + runs, key=lambda run: run["resample"])
-    datasets = [name for name in DEV_DATASETS + tuple(datasets) if any(
-        run["data set"] == name for run in runs)]
-    datasets = list(dict.fromkeys(datasets))
+    reported = {run["data set"] for run in runs}  # this invocation's and those kept
+    datasets = [name for name in dict.fromkeys((*DEV_DATASETS, *datasets)) if name in reported]
     rows = [summary(name, [run for run in runs if run["data set"] == name]) for name in datasets]
     per_resample = "\n".join(
         f"- {name}: " + ", ".join(f"{run['test acc.']:.3f}" for run in runs
