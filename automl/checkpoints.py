@@ -40,6 +40,7 @@ class JobCheckpoint:
     def __init__(self, backend, models, job_id: str):
         self.backend, self.models, self.job_id = backend, models, job_id
         self.saved: list[str] = []  # the parts this process has stored, first save first
+        self.restored: list[str] = []  # the parts it took up from an earlier start
 
     def save(self, part: str, value) -> bool:
         """Whether ``value`` is now stored as ``part``. A store that is away or full costs
@@ -69,7 +70,10 @@ class JobCheckpoint:
                       self.job_id, part)
             return None
         try:
-            return pickle.loads(payload)  # signed by this service: not user bytes
+            value = pickle.loads(payload)  # signed by this service: not user bytes
         except Exception:  # written by another version of the code: redo that work
             log.exception("job %s: its %s checkpoint cannot be read; ignored", self.job_id, part)
             return None
+        if part not in self.restored:
+            self.restored.append(part)
+        return value

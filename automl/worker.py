@@ -77,8 +77,9 @@ class TrainingProcess:
         self.state.jobs.report_progress(self.job.job_id, {
             **fields, "pipelineId": self.pipeline_id, "version": self.version,
             "provisionalServed": self.provisional, "attempt": self.job.attempt,
-            # A start after a lost one takes up its checkpoint, within what it left of the budget.
-            "resumed": self.job.attempt > 1, "checkpointed": list(self.checkpoint.saved),
+            # A start after a lost one takes up its checkpoint, if it left one, within what it
+            # left of the budget; a start whose checkpoint is empty starts over.
+            "resumed": bool(self.checkpoint.restored), "checkpointed": list(self.checkpoint.saved),
             "elapsedSeconds": round(self.job.elapsed_seconds(time.time()), 1),
             "remainingSeconds": round(max(0.0, deadline - time.time()), 1) if deadline else None})
 

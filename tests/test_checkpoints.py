@@ -64,6 +64,7 @@ def test_a_training_stopped_part_way_resumes_without_redoing_its_candidates(chec
                                progress=lambda **fields: second.append(fields))
 
     assert report["resumed"]["candidatesRestored"] == sorted(engines[:3])
+    assert checkpoint.restored[0] == "run" and len(checkpoint.restored) > 3  # progress: resumed
     # The engines the first start extracted are not extracted again: their features are
     # recomputed by the engines it fitted, and their models are not cross-validated again.
     extracted_again = {f["engine"] for f in second

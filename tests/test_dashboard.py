@@ -524,3 +524,23 @@ def test_a_running_job_shows_its_progress_and_its_time_as_of_now(open_app):
         assert "<progress" in live and 'http-equiv="refresh"' in page
         remaining = re.search(r'data-field="remaining">([^<]+)<', live).group(1)
         assert remaining.startswith(("1 min 59 s", "2 min 00 s", "1 min 58 s")), remaining
+
+
+def test_a_second_attempt_says_whether_it_took_up_the_first_ones_checkpoint(open_app):
+    jobs = open_app.extensions["state"].jobs
+    job = jobs.create({}, "p", 120.0, submitted_by="anonymous")
+    jobs.claim("lost-runner")
+    jobs.report_progress(job.job_id, {"stage": "search", "attempt": 1, "resumed": False})
+    assert jobs.requeue(job.job_id, "its runner went away")
+    jobs.claim("test-runner")
+    client = open_app.test_client()
+
+    def state_line() -> str:
+        page = client.get(f"/ui/jobs/{job.job_id}").get_data(as_text=True)
+        return re.search(r'class="state-line">(.*?)</div>', page, re.S).group(1)
+
+    assert "(attempt 2)" in state_line()  # the first attempt's progress claims nothing
+    jobs.report_progress(job.job_id, {"stage": "features", "attempt": 2, "resumed": False})
+    assert "attempt 2, started over: the last one left no checkpoint" in state_line()
+    jobs.report_progress(job.job_id, {"stage": "resuming", "attempt": 2, "resumed": True})
+    assert "attempt 2, resumed from the last one&#39;s checkpoint)" in state_line()
