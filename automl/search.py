@@ -13,6 +13,7 @@ import logging
 import pickle
 import tempfile
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -52,7 +53,8 @@ def checkpointed(checkpoint, key: str, every_s: float = 2.0):
     """``(folder, generations_done)`` for a search: a folder for TPOT's
     ``periodic_checkpoint_folder``, holding the population an earlier start of the job saved
     for the same ``key`` (the features and search space it was scored on), and copied into
-    the job's ``checkpoint`` each time TPOT rewrites it. Without a checkpoint, ``(None, 0)``."""
+    the job's ``checkpoint`` each time TPOT rewrites it, with the seconds the job's searches
+    have taken up to then (``searched_seconds``). Without a checkpoint, ``(None, 0)``."""
     if checkpoint is None:
         yield None, 0
         return
@@ -63,6 +65,8 @@ def checkpointed(checkpoint, key: str, every_s: float = 2.0):
         if saved is not None and saved.get("key") == key:
             path.write_bytes(saved["population"])
             done = saved["generations"]
+        # An earlier start's search time is the job's, whichever features it searched on.
+        earlier_s, began = searched_seconds(saved), time.monotonic()
         stop = threading.Event()
 
         def mirror():
@@ -76,8 +80,9 @@ def checkpointed(checkpoint, key: str, every_s: float = 2.0):
                     generations = _generations_scored(population)
                     if generations is None:  # mid-write, or nothing scored yet: next time
                         continue
-                    checkpoint.save("search", {"key": key, "population": population,
-                                               "generations": generations})
+                    checkpoint.save("search", {
+                        "key": key, "population": population, "generations": generations,
+                        "seconds": earlier_s + time.monotonic() - began})
                     copied = stamp
                 except Exception:  # a checkpoint is a saving, never a failure of the search
                     log.warning("the search's checkpoint could not be saved", exc_info=True)
@@ -89,6 +94,12 @@ def checkpointed(checkpoint, key: str, every_s: float = 2.0):
         finally:
             stop.set()
             copier.join()
+
+
+def searched_seconds(saved: dict | None) -> float:
+    """The seconds a job's searches had taken when ``saved`` (its checkpoint's search part)
+    was written: up to their last generation."""
+    return float((saved or {}).get("seconds", 0.0))
 
 
 def _generations_scored(population_file: bytes) -> int | None:

@@ -29,7 +29,7 @@ from .errors import TrainingFailed
 from .estimators import build as build_fixed_estimator
 from .params import AUTO_ENGINE, TrainingParams
 from .report import finished, one_series_ms
-from .search import checkpointed, searching, summary, tpot_search
+from .search import checkpointed, searched_seconds, searching, summary, tpot_search
 from .search_spaces import search_space
 from .training_data import cv_rows, cv_splitter, matched_training_data
 
@@ -323,10 +323,14 @@ class _Run:
                 saved["tried"], saved["skipped"], saved["widths"]
             pool.compact_outcome = saved["compact"]
             self.checkpointed = list(parts)  # in the order written: the order evaluated
-        # The stages' times are the job's, over all its starts.
+        # The stages' times are the job's, over all its starts; the searches' up to their last
+        # generation, which the search's part records (the run's is written before a search).
         resuming_s = self.stage_seconds.pop("resuming")
         self.stage_seconds = {**saved["stageSeconds"]}
         self.stage_seconds["resuming"] = self.stage_seconds.get("resuming", 0.0) + resuming_s
+        searched_s = searched_seconds(self.checkpoint.load("search"))
+        if searched_s:
+            self.stage_seconds["search"] = searched_s
         if self.scored:
             chosen = choice_of_engine(list(self.scored.values()))
             self.baseline = self.best = self.stand_ins.get(chosen.engine, chosen)
@@ -396,6 +400,7 @@ class _Run:
     def search(self, get_client, make_search):
         params, baseline = self.params, self.baseline
         client = get_client()  # waits if the cluster is still starting
+        self.save_checkpoint()  # with the ensemble's stage time, for a start after this one
         search_s = self.budget.search_seconds(self.deadline)
         if search_s < MIN_SEARCH_S:
             return self.finish(searchSkipped=SEARCH_SKIPPED)

@@ -59,6 +59,9 @@ def test_a_training_stopped_part_way_resumes_without_redoing_its_candidates(chec
     with pytest.raises(Killed):
         train(raw, y, params, search=no_search, progress=killed_at_engine(victim, first),
               checkpoint=checkpoint)
+    # As if the first start had searched for 42 s (on other features) before it was killed.
+    checkpoint.save("search", {"key": "other features", "population": b"", "generations": 1,
+                               "seconds": 42.0})
     second: list[dict] = []
     classifier, report = train(raw, y, params, search=no_search, checkpoint=checkpoint,
                                progress=lambda **fields: second.append(fields))
@@ -71,6 +74,7 @@ def test_a_training_stopped_part_way_resumes_without_redoing_its_candidates(chec
                        if f.get("stage") in ("features", "baseline")}
     assert extracted_again.isdisjoint(engines[:3]) and victim in extracted_again
     assert second[0]["stage"] == "resuming" and "resuming" in report["stageSeconds"]
+    assert report["stageSeconds"]["search"] >= 42.0  # the job's search time, over its starts
     # The same candidates, scores and model as a training that was never stopped.
     assert [(c["engine"], c["cvScore"]) for c in report["candidates"]] == \
         [(c["engine"], c["cvScore"]) for c in uninterrupted["candidates"]]
@@ -130,7 +134,7 @@ def test_a_finished_job_leaves_no_checkpoint_behind(tmp_path):
 def test_the_searchs_population_is_kept_and_a_second_search_starts_from_it(checkpoint, tmp_path):
     """TPOT rewrites its population file after each generation; the job's checkpoint gets a
     copy, and a search resumed from it carries on from the generations it had done."""
-    from automl.search import checkpointed
+    from automl.search import checkpointed, searched_seconds
 
     from tpot import TPOTClassifier
 
@@ -144,12 +148,15 @@ def test_the_searchs_population_is_kept_and_a_second_search_starts_from_it(check
                               random_state=0, verbose=0, n_jobs=1,
                               periodic_checkpoint_folder=folder)
 
+    began = time.monotonic()
     with checkpointed(checkpoint, "features-1", every_s=0.2) as (folder, done):
         assert done == 0
         first = search(folder, 2).fit(X, y)
         time.sleep(0.6)  # the copier's next look
     saved = checkpoint.load("search")
     assert saved["key"] == "features-1" and saved["generations"] == 2
+    # The seconds searched so far, for the job's stageSeconds after a resume.
+    assert 0 < searched_seconds(saved) <= time.monotonic() - began
     scored_first = len(first.evaluated_individuals)
 
     with checkpointed(checkpoint, "other features", every_s=0.2) as (folder, done):
@@ -157,5 +164,7 @@ def test_the_searchs_population_is_kept_and_a_second_search_starts_from_it(check
     with checkpointed(checkpoint, "features-1", every_s=0.2) as (folder, done):
         assert done == 2
         second = search(folder, 1).fit(X, y)
+        time.sleep(0.6)
     evaluated = second.evaluated_individuals
     assert len(evaluated) > scored_first and evaluated["Generation"].max() == 2
+    assert searched_seconds(checkpoint.load("search")) > searched_seconds(saved)  # the sum
