@@ -165,7 +165,8 @@ class _Run:
             yield names
             return
         pool = self.pool
-        for names in engines.auto_candidates():
+        ensembling = self.searching and self.params.model.ensemble_cost > 0
+        for names in engines.auto_candidates(redraws=ensembling):
             name = engines.name_of(names)
             if name in self.scored:  # taken up from an earlier start
                 continue
