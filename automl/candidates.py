@@ -79,11 +79,6 @@ class Candidate:
         return engines.prior_rank(self.names)
 
     @property
-    def redraw(self) -> bool:
-        """Another draw of an engine's random kernels: an ensemble member, never the choice."""
-        return engines.is_redraw(self.names)
-
-    @property
     def scores(self) -> tuple:
         """CV score, then CV accuracy; a missing score ranks last."""
         return tuple(-np.inf if self.metrics[k] is None else self.metrics[k]

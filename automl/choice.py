@@ -14,10 +14,8 @@ def choice_of_engine(candidates):
     Over ItalyPowerDemand's resamples 0-9 (67 training series, ``bench/resamples.py``), taking
     the top CV score chose tsfresh, MiniRocket or the join on 7 of 10 and averaged 0.963 test
     accuracy; this rule chose MultiRocket on 8 of 10 and averaged 0.964. With many series the
-    standard error shrinks and the scores decide. A second draw of an engine is left to the
-    ensemble: choosing between two draws by their scores would choose noise.
+    standard error shrinks and the scores decide.
     """
-    candidates = [c for c in candidates if not c.redraw] or candidates
     top = max(candidates, key=lambda c: c.rank)
     if top.metrics["score"] is None:
         return top

@@ -5,8 +5,6 @@ An entry says how to build the engine, which default model and TPOT search space
 features, how it ranks in published comparisons (which breaks ties between engines that
 cross-validation cannot tell apart), whether ``engine: auto`` tries it and in which order, how
 many features it makes per series (memory), and how it takes unequal lengths and channels.
-The random kernel engines have a second entry each, drawn from the next seed (``REDRAWN``):
-auto tries those for its ensemble only.
 
 Published standing (Middlehurst, Schäfer and Bagnall, "Bake off redux", 2024, 112 UCR sets):
 MultiRocket-Hydra ranks first after HIVE-COTE 2; then RDST and MultiRocket; then QUANT,
@@ -16,8 +14,7 @@ only as MultiRocket-Hydra.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from functools import partial
+from dataclasses import dataclass
 from typing import Callable
 
 import pandas as pd
@@ -44,7 +41,6 @@ class Engine:
     unequal: str = "resampled"
     channels: str = "native"
     summary: str = ""
-    redraw_of: str | None = None  # another draw of this engine's random kernels: auto's only
 
 
 def _linear(n_series: int, random_state: int):
@@ -141,36 +137,11 @@ REGISTRY: dict[str, Engine] = {e.name: e for e in (
            default_model=_linear, panel=_rdst, min_length=11, full_size=10_000,
            summary="random dilated shapelets (RDST)"),
 )}
-
-
-def _next_seed(panel, random_state: int, size: int | None):
-    return panel(random_state + 1, size)
-
-
-def _redrawn(engine: Engine, auto_order: int) -> Engine:
-    """The same random engine with its kernels drawn from the next seed."""
-    return replace(engine, name=f"{engine.name}{REDRAW_SUFFIX}", auto_order=auto_order,
-                   panel=partial(_next_seed, engine.panel), redraw_of=engine.name,
-                   summary=f"{engine.summary}, drawn again from the next seed")
-
-
-# A second draw of each random kernel engine, tried after every other candidate, for the
-# ensemble only (never the chosen engine): two draws average out what one draw's kernels miss,
-# as HIVE-COTE's Arsenal averages ROCKETs. In the 5-minute benchmark jobs the search's four
-# minutes found nothing better; these take seconds of them (docs/benchmarks.md).
-REDRAW_SUFFIX = "-2"
-REDRAWN = ("minirocket", "hydra", "multirocket", "rdst")
-REGISTRY.update({e.name: e for e in (_redrawn(REGISTRY[name], 8 + order)
-                                     for order, name in enumerate(REDRAWN))})
-# The engines a parameter file may name: redraws are auto's.
-USER_ENGINES = tuple(name for name, e in REGISTRY.items() if e.redraw_of is None)
 # Engines joined column-wise (each part extracted once) that auto tries, with their standing.
 JOINS: dict[tuple[str, ...], int] = {("multirocket", "hydra"): 8, ("minirocket", TSFRESH): 1}
 AUTO_JOIN_ORDER = {("multirocket", "hydra"): 4, ("minirocket", TSFRESH): 7}
-# The order a join's names are written in, however a parameter file lists them (an ensemble's
-# members' engines too).
-JOIN_ORDER = ("minirocket", "multirocket", "hydra", "quant", "rdst", TSFRESH,
-              *(f"{name}{REDRAW_SUFFIX}" for name in REDRAWN))
+# The order a join's names are written in, however a parameter file lists them.
+JOIN_ORDER = ("minirocket", "multirocket", "hydra", "quant", "rdst", TSFRESH)
 
 
 def build(name: str, params, width: float = 1.0) -> FeatureEngine:
@@ -199,10 +170,6 @@ def name_of(names) -> str:
     return "+".join(names)
 
 
-def is_redraw(names) -> bool:
-    return any(REGISTRY[n].redraw_of is not None for n in names)
-
-
 def feature_kind(names) -> str:
     """``kernel`` when any part is for a linear model (a join is fitted as one), else
     ``tabular``."""
@@ -224,11 +191,9 @@ def default_model(names, n_series: int, random_state: int):
     return (_linear if feature_kind(names) == "kernel" else _extra_trees)(n_series, random_state)
 
 
-def auto_candidates(redraws: bool = False) -> list[tuple[str, ...]]:
-    """The engine sets ``engine: auto`` tries, cheapest first; with ``redraws`` (for an
-    ensemble), the second draws after them."""
-    single = [((e.name,), e.auto_order) for e in REGISTRY.values()
-              if e.auto_order is not None and (redraws or e.redraw_of is None)]
+def auto_candidates() -> list[tuple[str, ...]]:
+    """The engine sets ``engine: auto`` tries, cheapest first."""
+    single = [((e.name,), e.auto_order) for e in REGISTRY.values() if e.auto_order is not None]
     joined = list(AUTO_JOIN_ORDER.items())
     return [names for names, _ in sorted(single + joined, key=lambda item: item[1])]
 

@@ -206,7 +206,7 @@ def warm_up() -> None:
                                  "channel": np.tile(np.repeat(["a", "b"], 24), 4),
                                  "measurement": rng.normal(size=192)})
     for name, engine in REGISTRY.items():
-        if engine.panel is not None and engine.redraw_of is None:  # a redraw: the same code
+        if engine.panel is not None:
             KernelFeatures(kind=name).fit(univariate).transform(univariate)
             KernelFeatures(kind=name, column_kind="channel").fit(multichannel).transform(
                 multichannel)

@@ -26,7 +26,7 @@ from .parsing import LAYOUTS, LONG, WIDE, Columns
 PIPELINE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SEARCH_MODEL = "tpot"
 AUTO_ENGINE = "auto"
-ENGINES = engines.USER_ENGINES
+ENGINES = tuple(engines.REGISTRY)
 COMBINED_ORDER = engines.JOIN_ORDER
 SCORERS = ("roc_auc_ovr", "accuracy", "balanced_accuracy", "f1_macro", "neg_log_loss")
 SCORER_ALIASES = {"roc_auc": "roc_auc_ovr", "log_loss": "neg_log_loss"}

@@ -165,8 +165,7 @@ class _Run:
             yield names
             return
         pool = self.pool
-        ensembling = self.searching and self.params.model.ensemble_cost > 0
-        for names in engines.auto_candidates(redraws=ensembling):
+        for names in engines.auto_candidates():
             name = engines.name_of(names)
             if name in self.scored:  # taken up from an earlier start
                 continue

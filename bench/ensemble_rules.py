@@ -31,8 +31,7 @@ from resamples import resample
 MAX_RESAMPLES = 10
 TOP = 3
 RULES = ("chosen engine", "best CV score", "Caruana greedy", "CAWPE", "CAWPE tempered",
-         f"tempered, top {TOP}", "tempered, within cost", "within cost, one draw",
-         "gated: at least", "gated: one SE")
+         f"tempered, top {TOP}", "tempered, within cost", "gated: at least", "gated: one SE")
 GREEDY_ADDITIONS = 25  # AutoGluon's default
 
 
@@ -119,12 +118,6 @@ model_training: {{model: tpot, model_args: {{max_time_mins: 5, random_state: 0}}
         outcome["tempered, within cost"] = accuracy(
             bounded_served.predict_proba(test_raw).loc[test_ids].to_numpy())
         bounded_ms = _predict_ms(bounded_served, one)
-    # The same without the second draws of the kernel engines (the service before them).
-    one_draw = select([c for c in ranked if not c.redraw], y, pool.folds, pool.scoring,
-                      keep=run.within_prediction_cost)
-    outcome["within cost, one draw"] = outcome["chosen engine"] if one_draw is None else accuracy(
-        finished(pool, classifier, one_draw, began, {})[0].predict_proba(test_raw)
-        .loc[test_ids].to_numpy())
     # The service serves the bounded ensemble; the gates it was measured against keep the
     # chosen engine unless the ensemble's outer estimate is at least its CV score, or within
     # one standard error of it.
@@ -165,8 +158,7 @@ def summary(name: str, runs: list[dict], smoke: bool) -> dict:
     row = {"data set": name, "resamples": len(runs)}
     test_size = runs[0]["test size"]
     for rule in RULES:
-        values = [run[rule] for run in runs if rule in run]  # runs saved before a rule: none
-        row[rule] = float(np.mean(values)) if values else None
+        row[rule] = float(np.mean([run[rule] for run in runs]))
     published = PUBLISHED_CORRECT.get(name, {}).get("HC2")
     row["HC2 (publ.)"] = (None if smoke or not published
                           else float(np.mean(published[:len(runs)]) / test_size))
@@ -217,9 +209,7 @@ temperature-scaled probabilities (the service's rule); *tempered, top {TOP}*: th
 restricted to the {TOP} heaviest members (fewer engines to compute at prediction); *tempered,
 within cost*: the heaviest members whose ensemble predicts one series within
 `model_training.ensemble_cost` (3) times the chosen engine's time, measured as a job does
-(what a job serves before its search, in place of the chosen engine); *within cost, one
-draw*: the same without the second draws of MiniRocket, Hydra, MultiRocket and RDST (their
-kernels from the next seed), on the same resamples; *gated: at least*
+(what a job serves before its search, in place of the chosen engine); *gated: at least*
 and *gated: one SE*: the same, but only when its outer estimate of the job's scoring (ROC AUC)
 is at least the chosen engine's CV score, or within one standard error of it, else the chosen
 engine; *ensembles*: resamples with an ensemble of two members or more. Figures are mean test accuracy; the tempered
@@ -251,7 +241,7 @@ def _plot(rows):
         values = [row[key] if row[key] is not None else np.nan for row in rows]
         axis.bar(np.arange(len(rows)) + i * width, values, width, label=key)
     axis.set_xticks(np.arange(len(rows)) + 0.4 - width / 2, [row["data set"] for row in rows])
-    low = min(min(row[k] for k in RULES if row[k] is not None) for row in rows)
+    low = min(min(row[k] for k in RULES) for row in rows)
     axis.set_ylim(max(0.0, low - 0.05), 1.005)
     axis.set_ylabel("mean test accuracy")
     axis.legend(fontsize=7, ncol=4, loc="lower left")

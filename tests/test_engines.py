@@ -346,7 +346,7 @@ def test_a_candidate_whose_full_fit_would_outlast_the_budget_is_left_out(monkeyp
     from automl import candidates, engines
 
     monkeypatch.setattr(candidates, "FIT_TIME_ALLOWANCE", 1e9)  # every later fit: too slow
-    monkeypatch.setattr(engines, "auto_candidates", lambda redraws=False: [("minirocket",), ("hydra",)])
+    monkeypatch.setattr(engines, "auto_candidates", lambda: [("minirocket",), ("hydra",)])
     raw, y = _series(60, lengths=(30,))
     params = parse_training_params(b"""
 extract_features: {engine: auto, column_kind: channel, column_sort: time}

@@ -8,12 +8,11 @@ from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from automl import engines
 from automl.candidates import Candidate
 from automl.ensemble import (CAWPE_ALPHA, WeightedEnsemble, cawpe_fit, combine,
                              fitted_temperature, scaled, select)
 from automl.params import parse_training_params
-from automl.training import evaluate_candidates, train
+from automl.training import train
 
 from test_engines import _series, no_search
 
@@ -129,26 +128,6 @@ model_training: {model: tpot, cv: 3, model_args: {max_time_mins: 0.5, n_jobs: 1}
     assert all(m["temperature"] > 0 for m in ensemble["members"])
     assert ensemble["candidatesConsidered"] == len(report["candidates"])
     assert (classifier.predict(raw).loc[y.index].to_numpy() == y.to_numpy()).mean() > 0.9
-
-
-def test_a_search_job_also_tries_a_second_draw_of_each_kernel_engine_for_its_ensemble_only():
-    raw, y = _series(24, lengths=(40, 36))
-    params = parse_training_params(b"""
-extract_features: {engine: auto, column_kind: channel, column_sort: time,
-                   default_fc_parameters: minimal}
-model_training: {model: tpot, cv: 3, model_args: {max_time_mins: 2, n_jobs: 1}}
-""")
-    run = evaluate_candidates(raw, y, params)
-    redraws = {f"{name}{engines.REDRAW_SUFFIX}" for name in engines.REDRAWN}
-    assert redraws <= set(run.scored)
-    assert not run.baseline.redraw  # never the chosen engine: the ensemble's members only
-    for name in engines.REDRAWN:  # kernels from another seed: other features
-        first, second = (run.pool.extracted[n].matrix.to_numpy()
-                         for n in (name, f"{name}{engines.REDRAW_SUFFIX}"))
-        assert first.shape != second.shape or not np.allclose(first, second), name
-    # A parameter file cannot name a redraw: it is auto's.
-    with pytest.raises(Exception, match="engine"):
-        parse_training_params(b"extract_features: {engine: minirocket-2}")
 
 
 def test_members_a_job_cannot_afford_to_predict_with_are_left_out_and_reported():
